@@ -1,0 +1,99 @@
+"""tlwidgets: Jupyter widgets for transfer learning.
+
+>>> import tlwidgets as tlw
+>>> model = tlw.create_model("tf_efficientnet_lite0", num_classes=5)   # doctest: +SKIP
+>>> tlw.freeze_to(model, -1)                                          # doctest: +SKIP
+>>> trainer = tlw.Trainer(model, tlw.sample_data(model=model), epochs=3)  # doctest: +SKIP
+>>> tlw.TrainingDashboard(trainer)                                    # doctest: +SKIP
+
+The core (catalog, weights, data, freeze, training, evaluation) never imports ipywidgets;
+the widgets are imported only when first used, so ``import tlwidgets`` stays cheap in scripts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    ConfigError,
+    DataError,
+    FreezeError,
+    ModelNotFoundError,
+    ModulePathError,
+    NothingTrainableError,
+    TLWidgetsError,
+    TrainerStateError,
+    TrainingError,
+    UnsafeWeightsError,
+    WeightsError,
+    WeightsMismatchError,
+    WeightsUnavailableError,
+)
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first use)
+_LAZY = {
+    # catalog and weights
+    "catalog": ".catalog",
+    "create_model": ".weights",
+    "register_weights": ".weights",
+    "load_weights": ".weights",
+    "LoadReport": ".weights",
+    # data
+    "ImageData": ".data",
+    "sample_data": ".data",
+    # freezing
+    "layer_groups": ".freeze",
+    "LayerGroup": ".freeze",
+    "freeze": ".freeze",
+    "unfreeze": ".freeze",
+    "freeze_to": ".freeze",
+    "apply_preset": ".freeze",
+    "trainable_summary": ".freeze",
+    "param_groups": ".freeze",
+    "on_freeze_change": ".freeze",
+    "freeze_version": ".freeze",
+    # training and evaluation
+    "Trainer": ".training",
+    "Evaluation": ".evaluation",
+    # widgets (the only names that import ipywidgets)
+    "RunControls": ".widgets",
+    "ModelBrowser": ".widgets",
+    "FreezePanel": ".widgets",
+    "TrainingDashboard": ".widgets",
+    "Studio": ".widgets",
+}
+
+__all__ = [
+    "__version__",
+    "TLWidgetsError",
+    "ConfigError",
+    "DataError",
+    "FreezeError",
+    "ModelNotFoundError",
+    "ModulePathError",
+    "NothingTrainableError",
+    "TrainerStateError",
+    "TrainingError",
+    "UnsafeWeightsError",
+    "WeightsError",
+    "WeightsMismatchError",
+    "WeightsUnavailableError",
+    *_LAZY,
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tlwidgets' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
