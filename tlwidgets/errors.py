@@ -28,6 +28,7 @@ __all__ = [
     "ModulePathError",
     "TrainerStateError",
     "TrainingError",
+    "FrontendNotBuiltError",
 ]
 
 
@@ -81,3 +82,7 @@ class TrainerStateError(TLWidgetsError, RuntimeError):
 
 class TrainingError(TLWidgetsError, RuntimeError):
     """Training failed (non-finite loss, out of memory, a failing callback)."""
+
+
+class FrontendNotBuiltError(TLWidgetsError, FileNotFoundError):
+    """A widget's built JS (``tlwidgets/static/<view>.js``) is missing: the JS build did not run."""
