@@ -54,6 +54,10 @@ export function decodePayload(payload) {
       cols[name] = out;
     } else if (col.kind === "str") {
       cols[name] = col.values;
+    } else if (col.kind === "name_ref") {
+      // 1 stands for prefix + the row's name (see _name_references in model_browser.py)
+      const names = payload.columns.name.values;
+      cols[name] = col.values.map((v, i) => (v === 1 ? col.prefix + names[i] : v));
     } else {
       throw new Error(`tlwidgets: unknown column kind ${col.kind}`);
     }

@@ -48,6 +48,7 @@ function payload() {
       params_m: { kind: "num", dtype: "float32", data: dv(Float32Array.from([11.7, 44.5, 86.6, 28.6, NaN])) },
       img_size: { kind: "num", dtype: "float32", data: dv(Float32Array.from([224, 224, 224, 288, 224])) },
       top1: { kind: "num", dtype: "float32", data: dv(Float32Array.from([71.5, 82.8, NaN, 82.1, 76.1])) },
+      hf_hub_id: { kind: "name_ref", prefix: "timm/", values: [1, 1, "google/vit", null, 1] },
     },
   };
 }
@@ -76,6 +77,7 @@ test("decodePayload expands dictionary-encoded strings and keeps missing values"
   assert.deepEqual(cols.family, ["resnet", "resnet", "vit", "convnext", "resnet"]);
   assert.equal(cols.license[4], null);
   assert.equal(cols.cached[0], 1);
+  assert.deepEqual(cols.hf_hub_id, ["timm/resnet18.a1_in1k", "timm/resnet101.a1h_in1k", "google/vit", null, "timm/resnet50.tv_in1k"]);
   assert.ok(Math.abs(cols.params_m[1] - 44.5) < 1e-5);
 });
 

@@ -1,0 +1,231 @@
+"""ModelBrowser without a browser: what travels to the page, and the kernel side of selection."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import comm
+import numpy as np
+import pandas as pd
+import pytest
+
+import tlwidgets as tlw
+from tlwidgets.widgets.model_browser import ModelBrowser, encode_catalog
+
+NUMERIC = ["params_m", "gmacs", "img_size", "top1", "top5", "gpu_img_s", "cpu_img_s", "crop_pct", "num_classes"]
+
+
+def small_catalog() -> pd.DataFrame:
+    """Four rows shaped like tlw.catalog(), with the awkward cases: NaN, None, lists, odd names."""
+    return pd.DataFrame(
+        {
+            "name": ["resnet18.a1_in1k", "vit_base_patch16_224.augreg_in21k", "convnext_tiny.fb_in22k", "<img src=x onerror=alert(1)>.evil"],
+            "architecture": ["resnet18", "vit_base_patch16_224", "convnext_tiny", "<img src=x onerror=alert(1)>"],
+            "tag": ["a1_in1k", "augreg_in21k", "fb_in22k", "evil"],
+            "family": ["resnet", "vit", "convnext", "resnet"],
+            "pretrain": ["in1k", "in21k", "in22k", None],
+            "params_m": [11.69, 86.57, 28.59, math.nan],
+            "gmacs": [1.82, 17.58, 4.47, math.nan],
+            "img_size": [224, 224, 224, 64],
+            "top1": [71.49, math.nan, 82.06, math.nan],
+            "top5": [89.99, math.nan, 95.86, math.nan],
+            "gpu_img_s": [9123.4, 1210.5, math.nan, math.nan],
+            "cpu_img_s": [55.3, 4.1, 12.0, math.nan],
+            "license": ["apache-2.0", "apache-2.0", "cc-by-nc-4.0", None],
+            "noncommercial": [False, False, True, False],
+            "cached": [True, False, False, False],
+            "hf_hub_id": ["timm/resnet18.a1_in1k", "google/vit-base", "timm/convnext_tiny.fb_in22k", None],
+            "mean": [(0.485, 0.456, 0.406), (0.5, 0.5, 0.5), (0.485, 0.456, 0.406), None],
+            "std": [(0.229, 0.224, 0.225), (0.5, 0.5, 0.5), (0.229, 0.224, 0.225), None],
+            "crop_pct": [0.95, 0.9, 0.875, math.nan],
+            "interpolation": ["bicubic", "bicubic", "bicubic", "bilinear"],
+            "paper_ids": ["arXiv:2110.00476", ["arXiv:2106.10270", "arXiv:2010.11929v2"], None, "evil"],
+            "num_classes": [1000, 21843, 21841, 2],
+        }
+    )
+
+
+class RecordingComm:
+    """Stands in for the kernel's comm: keeps what the widget sends, and the opening message."""
+
+    comm_id = "test-comm"
+    kernel = "test"
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.opened = kwargs
+        self.messages: list[tuple[dict, list]] = []
+
+    def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+        self.messages.append((data, list(buffers or [])))
+
+    def on_msg(self, callback: Any) -> None:
+        self.callback = callback
+
+    def on_close(self, callback: Any) -> None:
+        pass
+
+    def close(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def comms(monkeypatch: pytest.MonkeyPatch) -> list[RecordingComm]:
+    made: list[RecordingComm] = []
+
+    def create_comm(**kwargs: Any) -> RecordingComm:
+        made.append(RecordingComm(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(comm, "create_comm", create_comm)
+    return made
+
+
+def decode(state: dict, buffer_paths: list, buffers: list) -> dict[str, Any]:
+    """Decode the opening message the way the page does, independently of the encoder."""
+    for path, buf in zip(buffer_paths, buffers):
+        target = state
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = bytes(buf)
+    payload = state["_catalog"]
+    names = payload["columns"]["name"]["values"]
+    out: dict[str, Any] = {"name": names}
+    for key, col in payload["columns"].items():
+        if col["kind"] in ("num", "bool"):
+            data = np.frombuffer(col["data"], dtype=col["dtype"])
+            out[key] = data.reshape(-1, col["width"]) if "width" in col else data
+        elif col["kind"] == "dict":
+            codes = np.frombuffer(col["codes"], dtype=col["dtype"])
+            out[key] = [col["values"][c] for c in codes]
+        elif col["kind"] == "name_ref":
+            out[key] = [col["prefix"] + n if v == 1 else v for v, n in zip(col["values"], names)]
+        else:
+            out[key] = col["values"]
+    return out
+
+
+def opening(comm_: RecordingComm) -> tuple[dict, int, int]:
+    """The decoded opening message, its JSON size and its binary size in bytes."""
+    data = comm_.opened["data"]
+    buffers = comm_.opened["buffers"]
+    json_bytes = len(json.dumps(data).encode())
+    binary_bytes = sum(memoryview(b).nbytes for b in buffers)
+    return decode(json.loads(json.dumps(data["state"])), data["buffer_paths"], buffers), json_bytes, binary_bytes
+
+
+def assert_round_trip(frame: pd.DataFrame, got: dict[str, Any]) -> None:
+    assert got["name"] == frame["name"].tolist()
+    for key in NUMERIC:
+        expected = pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=np.float64).astype(np.float32)
+        np.testing.assert_array_equal(got[key], expected, err_msg=key)  # NaN == NaN here
+        assert got[key].dtype == np.float32
+    for key in ("noncommercial", "cached"):
+        assert got[key].tolist() == [int(bool(v)) for v in frame[key]]
+    for key in ("family", "pretrain", "license", "interpolation", "hf_hub_id"):
+        assert got[key] == [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in frame[key]], key
+
+
+def test_the_payload_round_trips_every_column(comms):
+    frame = small_catalog()
+    ModelBrowser(catalog=frame)
+    got, _, _ = opening(comms[-1])
+    assert_round_trip(frame, got)
+    # lists of paper ids travel as one text; missing as null
+    assert got["paper_ids"] == ["arXiv:2110.00476", "arXiv:2106.10270, arXiv:2010.11929v2", None, "evil"]
+    np.testing.assert_allclose(got["mean"][0], [0.485, 0.456, 0.406], rtol=1e-6)
+    assert np.isnan(got["std"][3]).all()
+    # names are "arch.tag", so the halves do not travel a second time
+    assert "architecture" not in got and "tag" not in got
+
+
+def test_numbers_travel_as_binary_buffers_not_json(comms):
+    ModelBrowser(catalog=small_catalog())
+    opened = comms[-1].opened
+    columns = opened["data"]["state"]["_catalog"]["columns"]
+    paths = {tuple(p) for p in opened["data"]["buffer_paths"]}
+    for key in NUMERIC + ["noncommercial", "cached", "mean", "std"]:
+        assert ("_catalog", "columns", key, "data") in paths, key
+        assert "data" not in columns[key]  # taken out of the JSON
+    assert ("_catalog", "columns", "family", "codes") in paths
+
+
+def test_architecture_and_tag_travel_when_they_are_not_the_halves_of_the_name(comms):
+    frame = small_catalog()
+    frame.loc[1, "architecture"] = "vit_base_custom"
+    ModelBrowser(catalog=frame)
+    got, _, _ = opening(comms[-1])
+    assert got["architecture"][1] == "vit_base_custom"
+    assert got["tag"] == frame["tag"].tolist()
+
+
+def test_the_whole_catalog_travels_once_well_under_a_megabyte(comms):
+    frame = tlw.catalog()
+    browser = ModelBrowser()
+    got, json_bytes, binary_bytes = opening(comms[-1])
+    assert_round_trip(frame, got)
+    total = json_bytes + binary_bytes
+    print(
+        f"\nModelBrowser opening message for {len(frame)} models: {json_bytes / 1024:.1f} KiB JSON "
+        f"(incl. {len(browser._esm) / 1024:.1f} KiB of view JS) + {binary_bytes / 1024:.1f} KiB binary "
+        f"= {total / 1024:.1f} KiB"
+    )
+    assert len(frame) > 1000
+    assert total < 512 * 1024
+    # selecting a model sends only the name, not the catalog again
+    browser.selected = frame["name"].iloc[10]
+    (update, buffers), = comms[-1].messages
+    assert update["state"] == {"selected": frame["name"].iloc[10]} and buffers == []
+
+
+def test_selected_accepts_catalog_names_and_rejects_others_with_a_hint():
+    browser = ModelBrowser(catalog=small_catalog(), selected="resnet18.a1_in1k")
+    assert browser.selected == "resnet18.a1_in1k"
+    assert browser.selected_row["top1"] == pytest.approx(71.49)
+    with pytest.raises(tlw.ModelNotFoundError, match=r"'resnet18\.a1_in1kk' is not in this browser's catalog.*Did you mean 'resnet18\.a1_in1k'"):
+        browser.selected = "resnet18.a1_in1kk"
+    assert browser.selected == "resnet18.a1_in1k"
+    browser.selected = ""
+    assert browser.selected_row is None
+    with pytest.raises(tlw.ModelNotFoundError, match="not in this browser's catalog"):
+        ModelBrowser(catalog=small_catalog(), selected="no_such_model.x")
+
+
+def test_a_selection_from_the_page_reaches_observers():
+    browser = ModelBrowser(catalog=small_catalog())
+    seen = []
+    browser.observe(lambda change: seen.append(change["new"]), "selected")
+    browser.set_state({"selected": "convnext_tiny.fb_in22k"})  # what a click in the page sends
+    assert seen == ["convnext_tiny.fb_in22k"]
+    assert browser.selected_row["license"] == "cc-by-nc-4.0"
+
+
+def test_catalogs_that_cannot_be_shown_are_refused_with_a_fix():
+    with pytest.raises(tlw.ConfigError, match="must be a pandas DataFrame"):
+        ModelBrowser(catalog=[{"name": "resnet18.a1_in1k"}])
+    with pytest.raises(tlw.ConfigError, match="no 'name' column"):
+        ModelBrowser(catalog=pd.DataFrame({"model": ["resnet18"]}))
+    with pytest.raises(tlw.ConfigError, match=r"names resnet18\.a1_in1k more than once.*drop_duplicates"):
+        ModelBrowser(catalog=pd.DataFrame({"name": ["resnet18.a1_in1k", "resnet18.a1_in1k"]}))
+    with pytest.raises(tlw.ConfigError, match="rows without a name"):
+        ModelBrowser(catalog=pd.DataFrame({"name": ["resnet18.a1_in1k", None]}))
+
+
+def test_a_filtered_catalog_with_only_some_columns_still_encodes():
+    payload = encode_catalog(pd.DataFrame({"name": ["a.x", "b.y"], "top1": [1.0, None]}))
+    assert payload["n"] == 2 and set(payload["columns"]) == {"name", "top1"}
+    assert np.isnan(np.frombuffer(payload["columns"]["top1"]["data"], dtype=np.float32)[1])
+
+
+def test_create_model_without_a_selection_says_what_to_do():
+    browser = ModelBrowser(catalog=small_catalog())
+    with pytest.raises(tlw.ConfigError, match="No model is selected.*click a row"):
+        browser.create_model(num_classes=3)
+
+
+def test_create_model_builds_the_selected_model_with_a_new_head():
+    browser = ModelBrowser(catalog=small_catalog(), selected="resnet18.a1_in1k")
+    model = browser.create_model(num_classes=3, weights=None)
+    assert model.get_classifier().out_features == 3
+    assert model.pretrained_cfg["architecture"] == "resnet18"
