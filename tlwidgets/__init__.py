@@ -16,6 +16,7 @@ import importlib
 from typing import Any
 
 from .errors import (
+    CatalogError,
     ConfigError,
     DataError,
     FreezeError,
@@ -70,6 +71,7 @@ _LAZY = {
 __all__ = [
     "__version__",
     "TLWidgetsError",
+    "CatalogError",
     "ConfigError",
     "DataError",
     "FreezeError",

@@ -29,6 +29,7 @@ __all__ = [
     "TrainerStateError",
     "TrainingError",
     "FrontendNotBuiltError",
+    "CatalogError",
 ]
 
 
@@ -86,3 +87,7 @@ class TrainingError(TLWidgetsError, RuntimeError):
 
 class FrontendNotBuiltError(TLWidgetsError, FileNotFoundError):
     """A widget's built JS (``tlwidgets/static/<view>.js``) is missing: the JS build did not run."""
+
+
+class CatalogError(TLWidgetsError, RuntimeError):
+    """The model catalog cannot be built (say, its shipped snapshot is missing or unreadable)."""
