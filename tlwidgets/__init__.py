@@ -13,6 +13,8 @@ the widgets are imported only when first used, so ``import tlwidgets`` stays che
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from .errors import (
@@ -101,3 +103,16 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(__all__)
 
+
+class _Package(types.ModuleType):
+    # ``freeze`` is both the submodule tlwidgets/freeze.py and the public function it defines.
+    # Importing a submodule binds it as a package attribute, which would replace the function
+    # or not depending on import order. ``tlwidgets.freeze`` is always the function; the
+    # module's other names come from ``tlwidgets`` or ``from tlwidgets.freeze import ...``.
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == "." + name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
