@@ -79,7 +79,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         # 16-bit and float images rarely use the full range; stretch what is there to 0..255
         scale = 255.0 / (hi - lo) if hi > lo else 0.0
         arr8 = np.clip((arr - lo) * scale, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8, mode="L").convert("RGB")
+        return Image.fromarray(arr8).convert("RGB")
     has_alpha = img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
         img.mode == "P" and "transparency" in img.info
     )
@@ -227,6 +227,16 @@ class _SkipLog:
         self.bad: set[str] = {p for p, _ in self.entries}
         self.lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers started with "spawn" (macOS, Windows) pickle the dataset; a lock
+        # cannot be pickled, and each worker needs its own anyway
+        return {"entries": list(self.entries), "bad": set(self.bad)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.entries = state["entries"]
+        self.bad = state["bad"]
+        self.lock = threading.Lock()
+
     def add(self, path: str, reason: str) -> None:
         with self.lock:
             if path not in self.bad:
@@ -245,7 +255,7 @@ class _Source:
         if path is not None:
             return load_rgb(path)
         assert self.array is not None and index_in_array is not None
-        return Image.fromarray(self.array[index_in_array], mode="RGB")
+        return Image.fromarray(self.array[index_in_array])
 
 
 class ImageDataset(Dataset):
@@ -499,7 +509,7 @@ class ImageData:
             if isinstance(image, torch.Tensor):
                 image = image.detach().cpu().numpy()
             arr = _images_to_uint8_nhwc(np.asarray(image)[None])
-            img = Image.fromarray(arr[0], mode="RGB")
+            img = Image.fromarray(arr[0])
         return self.eval_transform(img)
 
     # ---------------------------------------------------------------- datasets and loaders
