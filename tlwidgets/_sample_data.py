@@ -158,7 +158,7 @@ def _write_faces(out: Path) -> dict[str, object]:
         folder = out / cls
         folder.mkdir(parents=True)
         for k, img in enumerate(chunk):
-            Image.fromarray(img, mode="L").save(folder / f"{cls}_{k:03d}.png")
+            Image.fromarray(img).save(folder / f"{cls}_{k:03d}.png")
     return {
         "counts": {"face": 100, "non-face": 100},
         "sources": [{"file": "skimage/data/lfw_subset.npy",
