@@ -50,7 +50,7 @@ def _make_folder(root: Path, counts: dict[str, int], ext: str = ".png") -> Path:
 
 def _epoch(loader) -> tuple[int, list[int]]:
     seen, labels = 0, []
-    for xb, yb in loader:
+    for _, yb in loader:
         seen += len(yb)
         labels.extend(yb.tolist())
     return seen, labels
@@ -299,7 +299,7 @@ def test_transforms_follow_the_models_pretrained_cfg(tmp_path):
     assert re_derived.valid_items == imagenet.valid_items
     x = re_derived.valid_ds[0][0]
     assert x.shape == (3, 48, 48)
-    expected_white = torch.tensor([(1 - m) / s for m, s in zip(IMAGENET_MEAN, IMAGENET_STD)])
+    expected_white = (1 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     x_imnet = imagenet.valid_ds[[y for _, y in imagenet.valid_items].index(1)][0]
     assert torch.allclose(x_imnet[:, 0, 0], expected_white, atol=1e-5)
 
@@ -330,11 +330,12 @@ def test_augment_levels_and_deterministic_train_loader(tmp_path):
         b = next(iter(data.train_loader(augment=False, shuffle=False)))[0]
         assert torch.equal(a, b)
         assert torch.equal(a[0], none.valid_ds.transform(data.raw_image("train", 0)))
-    names = [type(t).__name__ for t in
-             ImageData.from_folder(tmp_path, img_size=32, augment="standard").transform(True).transforms]
-    assert "ColorJitter" in names  # "standard" is timm's default training recipe
-    light = [type(t).__name__ for t in
-             ImageData.from_folder(tmp_path, img_size=32, augment="light").transform(True).transforms]
+    def train_steps(level: str) -> list[str]:
+        data = ImageData.from_folder(tmp_path, img_size=32, augment=level)
+        return [type(t).__name__ for t in data.transform(train=True).transforms]
+
+    assert "ColorJitter" in train_steps("standard")  # timm's default training recipe
+    light = train_steps("light")
     assert "ColorJitter" not in light and "RandomHorizontalFlip" in light
 
 
@@ -548,7 +549,7 @@ def test_textures_sample_is_deterministic_and_cached(tmp_path):
     a = tlw.sample_data(cache_dir=tmp_path / "one", img_size=32)
     b = tlw.sample_data(cache_dir=tmp_path / "two", img_size=32)
     assert [Path(p).name for p, _ in a.valid_items] == [Path(p).name for p, _ in b.valid_items]
-    for (pa, _), (pb, _) in zip(a.train_items, b.train_items):
+    for (pa, _), (pb, _) in zip(a.train_items, b.train_items, strict=True):
         assert Path(pa).read_bytes() == Path(pb).read_bytes()
     marker = a.root / _sample_data._DONE_MARKER
     before = marker.stat().st_mtime_ns

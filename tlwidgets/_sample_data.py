@@ -100,7 +100,8 @@ def _writable_root(cache_dir: str | os.PathLike[str] | None) -> Path:
                 f"Cannot write the sample images to {str(root)!r}; pass a writable cache_dir."
             ) from None
         # read-only home directories happen on shared clusters: a temp dir still works
-        fallback = Path(tempfile.gettempdir()) / f"tlwidgets-{os.getuid() if hasattr(os, 'getuid') else 'user'}" / "sample_data"
+        user = os.getuid() if hasattr(os, "getuid") else "user"
+        fallback = Path(tempfile.gettempdir()) / f"tlwidgets-{user}" / "sample_data"
         fallback.mkdir(parents=True, exist_ok=True)
         return fallback
 

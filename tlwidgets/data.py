@@ -105,7 +105,7 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
 
 
 def _verify_header(path: Path) -> str | None:
-    """The reason a file is unusable, found cheaply (PIL's ``verify``), or None when it looks fine."""
+    """Why a file is unusable, found cheaply (PIL's ``verify``), or None when it looks fine."""
     try:
         with Image.open(path) as img:
             img.verify()
@@ -184,12 +184,14 @@ def _check_augment(augment: Any) -> str:
     if isinstance(augment, str) and augment in AUGMENT_CHOICES:
         return augment
     raise DataError(
-        f"augment={augment!r} is not understood; use one of {', '.join(map(repr, AUGMENT_CHOICES))} "
-        "(or False for no augmentation)."
+        f"augment={augment!r} is not understood; use one of "
+        f"{', '.join(map(repr, AUGMENT_CHOICES))} (or False for no augmentation)."
     )
 
 
-def _build_transform(cfg: dict[str, Any], augment: str, train: bool) -> Callable[[Any], torch.Tensor]:
+def _build_transform(
+    cfg: dict[str, Any], augment: str, train: bool
+) -> Callable[[Any], torch.Tensor]:
     """PIL RGB image -> normalised CHW float tensor, following ``cfg``."""
     from timm.data import create_transform
 
@@ -202,7 +204,10 @@ def _build_transform(cfg: dict[str, Any], augment: str, train: bool) -> Callable
     )
     if not train or augment == "none":
         return create_transform(
-            **common, is_training=False, crop_pct=cfg.get("crop_pct"), crop_mode=cfg.get("crop_mode")
+            **common,
+            is_training=False,
+            crop_pct=cfg.get("crop_pct"),
+            crop_mode=cfg.get("crop_mode"),
         )
     if augment == "light":
         # mild crops and flips only: strong enough to help small datasets, gentle enough that a
@@ -470,7 +475,9 @@ class ImageData:
         """True when the training transform draws random numbers (any augment but "none")."""
         return self.augment != "none"
 
-    def transform(self, train: bool = False, augment: str | bool | None = None) -> Callable[[Any], torch.Tensor]:
+    def transform(
+        self, train: bool = False, augment: str | bool | None = None
+    ) -> Callable[[Any], torch.Tensor]:
         """The transform (PIL RGB image -> normalised CHW tensor) of the training or eval path.
 
         >>> tf = data.transform(train=False)                     # doctest: +SKIP
