@@ -86,7 +86,7 @@ def test_run_controls_in_the_dark_theme(open_notebook):
         f"{ROOT} .tlw-badge", "b => getComputedStyle(b).backgroundColor"
     )
     assert colour not in ("rgba(0, 0, 0, 0)", "transparent")
-    shot = nb.screenshot("run-controls", selector=".jp-OutputArea-output")
+    shot = nb.screenshot("run-controls", selector=".jp-Notebook .jp-CodeCell")
     docs_image = REPO / "docs" / "images" / "run_controls.png"
     docs_image.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, docs_image)
