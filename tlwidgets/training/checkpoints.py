@@ -1,0 +1,121 @@
+"""Checkpoints: weights as safetensors, everything else in a ``weights_only``-loadable file.
+
+A checkpoint named ``NAME`` in ``run_dir/checkpoints/`` is two files:
+
+- ``NAME.safetensors``: the model's ``state_dict`` (parameters and buffers, BN statistics
+  included), readable by any safetensors tool;
+- ``NAME.state.pt``: the optimizer, grad scaler and trainer state, made only of tensors, dicts,
+  lists, strings and numbers, so ``torch.load(path, weights_only=True)`` reads it without running
+  code.
+
+Both are written to a temporary file in the same folder and moved into place with
+``os.replace``, so a crash mid-write never leaves a half-written checkpoint under the real name.
+
+>>> import torch, tempfile
+>>> from tlwidgets.training.checkpoints import save_checkpoint, load_checkpoint
+>>> model = torch.nn.Linear(2, 2)
+>>> folder = tempfile.mkdtemp()
+>>> paths = save_checkpoint(folder, "last", model, {"epoch": 1})
+>>> load_checkpoint(folder, "last", model)["epoch"]
+1
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from ..errors import TrainingError
+
+__all__ = ["save_checkpoint", "load_checkpoint", "atomic_write", "checkpoint_paths"]
+
+
+def checkpoint_paths(folder: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """The (weights, state) paths of checkpoint ``name`` in ``folder``."""
+    folder = Path(folder)
+    return folder / f"{name}.safetensors", folder / f"{name}.state.pt"
+
+
+def atomic_write(path: str | os.PathLike, write: Any) -> Path:
+    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` in one ``os.replace``.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
+    >>> _ = atomic_write(p, lambda tmp: pathlib.Path(tmp).write_text("ok"))
+    >>> p.read_text()
+    'ok'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _plain(obj: Any) -> Any:
+    """Detach tensors to CPU so the state file holds nothing but plain data."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def save_checkpoint(
+    folder: str | os.PathLike, name: str, model: torch.nn.Module, state: dict[str, Any]
+) -> tuple[Path, Path]:
+    """Write ``model``'s weights and ``state`` as checkpoint ``name`` in ``folder``, atomically.
+
+    >>> import torch, tempfile
+    >>> w, s = save_checkpoint(tempfile.mkdtemp(), "best", torch.nn.Linear(2, 2), {"step": 3})
+    >>> torch.load(s, weights_only=True)["step"]
+    3
+    """
+    weights_path, state_path = checkpoint_paths(folder, name)
+    # save_model (not save_file) so tied weights are stored once and loaded back tied.
+    atomic_write(weights_path, lambda tmp: save_model(model, tmp))
+    atomic_write(state_path, lambda tmp: torch.save(_plain(state), tmp))
+    return weights_path, state_path
+
+
+def load_checkpoint(
+    folder: str | os.PathLike, name: str, model: torch.nn.Module | None = None,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Read checkpoint ``name``: load its weights into ``model`` and return its state dict.
+
+    >>> import torch, tempfile
+    >>> folder = tempfile.mkdtemp(); m = torch.nn.Linear(2, 2)
+    >>> _ = save_checkpoint(folder, "last", m, {"epoch": 2})
+    >>> load_checkpoint(folder, "last", torch.nn.Linear(2, 2))["epoch"]
+    2
+    """
+    weights_path, state_path = checkpoint_paths(folder, name)
+    if not state_path.exists() or not weights_path.exists():
+        raise TrainingError(
+            f"no checkpoint {name!r} in {folder} (looked for {weights_path.name} and "
+            f"{state_path.name}); pass the run_dir of a run that finished at least one epoch."
+        )
+    if model is not None:
+        try:
+            load_model(model, str(weights_path), strict=True, device=str(device))
+        except RuntimeError as exc:
+            raise TrainingError(
+                f"the weights in {weights_path} do not fit this model ({exc}); pass the same "
+                "architecture and number of classes as the run that wrote them."
+            ) from exc
+    return torch.load(state_path, map_location=device, weights_only=True)

@@ -1,0 +1,231 @@
+"""Feature cache: run a frozen backbone once, then train only the head on stored features.
+
+When everything but the classifier is frozen and the frozen part's batch-norm layers do not
+update (the BN policy of ``tlwidgets.freeze`` keeps them in eval), the backbone computes the same
+features for an image every epoch. Computing them once and training the head on them gives the
+same head as training through the whole model (a test checks it) at a fraction of the cost.
+
+The features are the classifier's input, captured by a forward hook on
+``model.get_classifier()`` while the model runs in eval mode: for timm models that is exactly
+``forward_head(forward_features(x), pre_logits=True)``. timm applies its ``drop_rate`` dropout
+functionally just before the classifier, so the cached path applies the same dropout to the
+stored features during training.
+
+>>> from tlwidgets.training.feature_cache import cache_decision
+>>> decision = cache_decision(model, data, "auto")      # doctest: +SKIP
+>>> decision.use, decision.reason                        # doctest: +SKIP
+(False, 'the training transform is random (augment="light") ...')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+__all__ = ["CacheDecision", "cache_decision", "FeatureCache", "classifier_of"]
+
+
+def classifier_of(model: nn.Module) -> nn.Module | None:
+    """The model's classifier module (timm's ``get_classifier()``), or ``None``."""
+    get = getattr(model, "get_classifier", None)
+    if get is None:
+        return None
+    try:
+        head = get()
+    except Exception:  # noqa: BLE001 - a model without a usable head simply cannot be cached
+        return None
+    return head if isinstance(head, nn.Module) and any(True for _ in head.parameters()) else None
+
+
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+
+
+def _is_random_in_train(module: nn.Module) -> bool:
+    if isinstance(module, _DROPOUTS):
+        return float(module.p) > 0
+    # timm's DropPath / DropBlock: class name and a drop probability attribute
+    name = type(module).__name__.lower()
+    if "drop" in name:
+        prob = getattr(module, "drop_prob", getattr(module, "p", 0.0))
+        return bool(prob and float(prob) > 0)
+    return False
+
+
+@dataclass(frozen=True)
+class CacheDecision:
+    """Whether to cache, why (said in a ``log`` event), and which train loader to use."""
+
+    use: bool
+    reason: str
+    augment: Any = None  # passed to data.train_loader(augment=...) for the cached features
+
+
+def cache_decision(model: nn.Module, data: Any, mode: Any) -> CacheDecision:
+    """Decide whether the feature cache applies to ``model`` as it is frozen now.
+
+    ``mode`` is the trainer's ``cache_features``: ``"auto"`` caches only when the training
+    transform is deterministic; ``True`` also caches when it is random, by using the
+    deterministic (``augment=False``) train loader; ``False`` never caches.
+
+    >>> cache_decision(model, data, False).use               # doctest: +SKIP
+    False
+    """
+    if mode is False:
+        return CacheDecision(False, "feature cache off (cache_features=False)")
+    head = classifier_of(model)
+    if head is None:
+        return CacheDecision(
+            False, "feature cache off: the model has no get_classifier() head to train alone"
+        )
+    head_params = {id(p) for p in head.parameters()}
+    trainable_outside = [
+        n for n, p in model.named_parameters() if p.requires_grad and id(p) not in head_params
+    ]
+    if trainable_outside:
+        return CacheDecision(
+            False,
+            f"feature cache off: {len(trainable_outside)} parameters outside the head are "
+            f"trainable (e.g. {trainable_outside[0]}); it applies when only the head trains",
+        )
+    if not any(p.requires_grad for p in head.parameters()):
+        return CacheDecision(False, "feature cache off: the head is frozen too")
+    # What would the backbone do in training mode? Ask the modules after model.train(), which
+    # is where the BN policy of tlwidgets.freeze shows (frozen BN stays in eval), then put every
+    # module back exactly as it was.
+    modes = [(m, m.training) for m in model.modules()]
+    head_modules = {id(m) for m in head.modules()}
+    try:
+        model.train()
+        for name, module in model.named_modules():
+            if id(module) in head_modules or not module.training:
+                continue
+            if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+                return CacheDecision(
+                    False,
+                    f"feature cache off: batch-norm layer {name!r} outside the head updates its "
+                    "statistics in training (BN policy 'train'); freeze with bn='eval' to cache",
+                )
+            if _is_random_in_train(module):
+                return CacheDecision(
+                    False,
+                    f"feature cache off: {name!r} ({type(module).__name__}) outside the head is "
+                    "random in training, so features differ every epoch",
+                )
+    finally:
+        for m, was_training in modes:
+            m.training = was_training
+    if getattr(data, "augment_is_random", False):
+        aug = getattr(data, "augment", "?")
+        if mode is True:
+            return CacheDecision(
+                True,
+                f"feature cache on, without augmentation: the training transform is random "
+                f"(augment={aug!r}) and cache_features=True caches the deterministic "
+                "(augment=False) images instead",
+                augment=False,
+            )
+        return CacheDecision(
+            False,
+            f"feature cache off: the training transform is random (augment={aug!r}); pass "
+            "cache_features=True to cache the un-augmented images, or augment='none'",
+        )
+    return CacheDecision(True, "feature cache on: only the head trains and the backbone is fixed")
+
+
+class _Indices(Dataset):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+@torch.no_grad()
+def _features(
+    model: nn.Module, head: nn.Module, loader: DataLoader, device: torch.device,
+    channels_last: bool, autocast: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
+        captured.append(args[0].detach())
+
+    handle = head.register_forward_pre_hook(hook)
+    modes = [(m, m.training) for m in model.modules()]
+    feats, labels = [], []
+    try:
+        model.eval()
+        for x, y in loader:
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast():
+                model(x)
+            feats.append(captured.pop().float())
+            labels.append(y.to(device, non_blocking=True))
+    finally:
+        handle.remove()
+        for m, was_training in modes:
+            m.training = was_training
+    return torch.cat(feats), torch.cat(labels)
+
+
+class FeatureCache:
+    """Backbone features of the train and valid splits, kept on the training device.
+
+    ``key`` records what the features depend on (freeze version, loader choice); the trainer
+    rebuilds the cache when it changes.
+    """
+
+    def __init__(
+        self, model: nn.Module, data: Any, decision: CacheDecision, device: torch.device,
+        channels_last: bool, autocast: Any, key: tuple, train_loader: DataLoader,
+    ) -> None:
+        head = classifier_of(model)
+        assert head is not None
+        self.key = key
+        self.head = head
+        self.drop_rate = float(getattr(model, "drop_rate", 0.0) or 0.0)
+        # Features in dataset order: the same images the train loader would produce, unshuffled.
+        ordered = DataLoader(
+            train_loader.dataset, batch_size=train_loader.batch_size or 1, shuffle=False,
+            num_workers=getattr(data, "num_workers", 0),
+        )
+        self.train_x, self.train_y = _features(
+            model, head, ordered, device, channels_last, autocast
+        )
+        self.valid_x, self.valid_y = _features(
+            model, head, data.valid_loader(), device, channels_last, autocast
+        )
+        # An index loader sharing the real loader's batch sampler and generator draws the random
+        # numbers in the same order as iterating the real loader would, so the cached run sees
+        # the batches in the same order as an uncached one.
+        self._index_loader = DataLoader(
+            _Indices(len(self.train_y)), batch_sampler=train_loader.batch_sampler,
+            generator=train_loader.generator, num_workers=0,
+        )
+
+    def __len__(self) -> int:
+        return len(self._index_loader)
+
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in self._index_loader:
+            idx = idx.to(self.train_x.device)
+            yield self.train_x[idx], self.train_y[idx]
+
+    def valid_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for i in range(0, len(self.valid_y), batch_size):
+            yield self.valid_x[i : i + batch_size], self.valid_y[i : i + batch_size]
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """The head on cached features, with timm's pre-classifier dropout in training."""
+        if self.drop_rate > 0 and self.head.training:
+            features = nn.functional.dropout(features, p=self.drop_rate, training=True)
+        return self.head(features)
