@@ -36,17 +36,17 @@ const PLOT_H = 270;
 const MARGIN = { left: 46, right: 12, top: 10, bottom: 36 };
 
 const COLUMNS = [
-  { key: "name", label: "Model", cls: "tlw-name" },
-  { key: "family", label: "Family", dim: true },
-  { key: "pretrain", label: "Pretrain", dim: true },
-  { key: "params_m", label: "Params M", num: true, digits: 1 },
-  { key: "gmacs", label: "GMACs", num: true, digits: 1 },
-  { key: "img_size", label: "Size", num: true, digits: 0 },
-  { key: "top1", label: "Top-1", num: true, digits: 1 },
-  { key: "gpu_img_s", label: "GPU img/s", num: true, digits: 0 },
-  { key: "cpu_img_s", label: "CPU img/s", num: true, digits: 1 },
-  { key: "license", label: "Licence", dim: true },
-  { key: "cached", label: "Offline", bool: true },
+  { key: "name", label: "Model", title: "timm name (architecture.tag)", cls: "tlw-name" },
+  { key: "family", label: "Family", title: "Model family", dim: true },
+  { key: "pretrain", label: "Pretrain", title: "Pretraining data", dim: true },
+  { key: "params_m", label: "Params", title: "Parameters, millions", num: true, digits: 1 },
+  { key: "gmacs", label: "GMACs", title: "Multiply-accumulates per image, billions", num: true, digits: 1 },
+  { key: "img_size", label: "Size", title: "Input size, pixels", num: true, digits: 0 },
+  { key: "top1", label: "Top-1", title: "ImageNet top-1 accuracy, %", num: true, digits: 2 },
+  { key: "gpu_img_s", label: "GPU/s", title: "GPU inference, images per second", num: true, digits: 0 },
+  { key: "cpu_img_s", label: "CPU/s", title: "CPU inference, images per second", num: true, digits: 1 },
+  { key: "license", label: "Licence", title: "Licence of the weights", dim: true },
+  { key: "cached", label: "Offline", title: "Weights available without network", bool: true },
 ];
 
 const X_AXES = {
@@ -160,7 +160,7 @@ function render({ model, el }) {
   for (const c of COLUMNS) {
     const b = h("button", { type: "button", class: c.num ? "tlw-num" : "", role: "columnheader" });
     b.dataset.key = c.key;
-    b.title = `Sort by ${c.label}`;
+    b.title = `${c.title} (click to sort)`;
     headButtons.set(c.key, b);
     head.appendChild(b);
   }
@@ -268,7 +268,7 @@ function render({ model, el }) {
 
   function drawCount() {
     count.replaceChildren(
-      h("b", { text: order.length.toLocaleString("en-US") }),
+      h("span", { class: "tlw-mb-count-n", text: order.length.toLocaleString("en-US") }),
       document.createTextNode(` of ${n.toLocaleString("en-US")} models`),
     );
   }
@@ -442,10 +442,16 @@ function render({ model, el }) {
         ctx.arc(x, y, 6, 0, 2 * Math.PI);
         ctx.fill();
         ctx.stroke();
-        ctx.fillStyle = fg;
         ctx.textBaseline = "bottom";
         ctx.textAlign = x > (x0 + x1) / 2 ? "right" : "left";
-        ctx.fillText(cols.name[i], x + (x > (x0 + x1) / 2 ? -8 : 8), y - 4);
+        const lx = x + (x > (x0 + x1) / 2 ? -8 : 8);
+        // a halo in the background colour keeps the label readable over the dots
+        ctx.strokeStyle = cssVar(root, "--jp-layout-color1", "#fff");
+        ctx.lineWidth = 3;
+        ctx.lineJoin = "round";
+        ctx.strokeText(cols.name[i], lx, y - 4);
+        ctx.fillStyle = fg;
+        ctx.fillText(cols.name[i], lx, y - 4);
       } else {
         captionText += " The selected model is not on the plot (no figures, or filtered out).";
       }
@@ -513,16 +519,15 @@ function render({ model, el }) {
       refresh();
       return;
     }
-    let pos = positionOf(order, row);
-    if (pos < 0 && !filtersAreEmpty(filters)) {
+    if (positionOf(order, row) < 0 && !filtersAreEmpty(filters)) {
       resetControls();
       note.textContent = `Filters cleared to show ${name}.`;
-      order = sortRows(filterRows(cols, n, filters, index), cols, sort.key, sort.dir);
-      pos = positionOf(order, row);
     }
-    cursor = pos;
-    if (pos >= 0) reveal(pos);
+    // refresh first: the spacer must have the new list's height before scrollTop can reach the row
     refresh();
+    cursor = positionOf(order, row);
+    if (cursor >= 0) reveal(cursor);
+    drawRows();
   }
 
   // ---- events -------------------------------------------------------------------------------
