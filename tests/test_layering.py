@@ -67,12 +67,12 @@ def imports_of(path: pathlib.Path) -> list[tuple[int, str]]:
             found.append((node.lineno, module))
             # `from tlwidgets import widgets` / `from . import widgets`
             found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
-        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-            "import_module",
-            "__import__",
-        ):
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                found.append((node.lineno, node.args[0].value))
+        elif isinstance(node, ast.Call):
+            func = getattr(node.func, "attr", getattr(node.func, "id", ""))
+            first = node.args[0] if node.args else None
+            dynamic = func in ("import_module", "__import__")
+            if dynamic and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append((node.lineno, first.value))
     return found
 
 

@@ -48,9 +48,7 @@ def run_notebook(path: pathlib.Path, timeout: int = 900) -> nbformat.NotebookNod
             None,
         )
         where = (
-            f"cell {failing[0]}:\n--- source ---\n{failing[1].source}\n"
-            if failing
-            else "a cell:\n"
+            f"cell {failing[0]}:\n--- source ---\n{failing[1].source}\n" if failing else "a cell:\n"
         )
         raise AssertionError(
             f"{path.name} failed in {where}--- error ---\n{_ANSI.sub('', str(error))}"

@@ -133,7 +133,9 @@ def test_the_widget_carries_its_built_js_and_css():
 
 def test_a_missing_build_names_the_file_and_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(_static, "STATIC_DIR", tmp_path)
-    with pytest.raises(tlw.FrontendNotBuiltError, match=r"run_controls\.js is missing.*npm run build"):
+    with pytest.raises(
+        tlw.FrontendNotBuiltError, match=r"run_controls\.js is missing.*npm run build"
+    ):
         _static.static_file("run_controls.js")
 
 
@@ -145,7 +147,10 @@ def test_python_and_js_agree_on_which_buttons_each_state_enables():
     )
     out = subprocess.run(
         ["node", "--input-type=module", "-e", script],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     js = json.loads(out)
     assert tuple(js["actions"]) == ACTIONS

@@ -5,7 +5,8 @@ Fixtures (every browser test uses these; mark the test ``@pytest.mark.browser``)
 - ``lab`` (session): a ``jupyter lab`` from this venv on a free 127.0.0.1 port, with a token and a
   temporary root folder. ``lab.url`` (ends with ``/``), ``lab.token``, ``lab.root`` (Path).
 - ``browser`` (session): headless ``/usr/bin/chromium`` through Playwright's sync API.
-- ``open_notebook`` (function): ``nb = open_notebook(["import tlwidgets as tlw", "w = tlw.RunControls()\\nw"])``
+- ``open_notebook`` (function):
+  ``nb = open_notebook(["import tlwidgets as tlw", "tlw.RunControls()"], name=None, theme="light")``
   writes the cells to a notebook, opens it in a fresh page, runs all cells and waits until every
   cell has run (failing with the cell's error if one raised). Then:
 
@@ -163,7 +164,9 @@ def start_lab(
             with open(log_path, "ab") as log:
                 process = subprocess.Popen(
                     [
-                        str(python), "-m", "jupyterlab",
+                        str(python),
+                        "-m",
+                        "jupyterlab",
                         "--no-browser",
                         "--ServerApp.ip=127.0.0.1",
                         f"--ServerApp.port={port}",
@@ -233,7 +236,7 @@ _STATE_JS = """
 (path) => {
   const app = window.jupyterapp;
   if (!app) return { found: false };
-  const panel = Array.from(app.shell.widgets('main')).find(w => w.context && w.context.path === path);
+  const panel = Array.from(app.shell.widgets('main')).find(w => w.context?.path === path);
   if (!panel) return { found: false };
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
   const cells = panel.content.widgets.map((cell) => {
@@ -259,7 +262,7 @@ _STATE_JS = """
 _RUN_ALL_JS = """
 async (path) => {
   const app = window.jupyterapp;
-  const panel = Array.from(app.shell.widgets('main')).find(w => w.context && w.context.path === path);
+  const panel = Array.from(app.shell.widgets('main')).find(w => w.context?.path === path);
   app.shell.activateById(panel.id);
   await panel.sessionContext.ready;
   await app.commands.execute('notebook:run-all-cells');
@@ -269,7 +272,7 @@ async (path) => {
 _RUN_CELL_JS = """
 async ({ path, code }) => {
   const app = window.jupyterapp;
-  const panel = Array.from(app.shell.widgets('main')).find(w => w.context && w.context.path === path);
+  const panel = Array.from(app.shell.widgets('main')).find(w => w.context?.path === path);
   app.shell.activateById(panel.id);
   const notebook = panel.content;
   const index = notebook.model.cells.length;
@@ -359,8 +362,10 @@ class Notebook:
         idle_polls = 0
         while time.monotonic() < deadline:
             state = self._state()
-            if state.get("ready") and state["status"] == "idle" and not any(
-                c["busy"] for c in state["cells"]
+            if (
+                state.get("ready")
+                and state["status"] == "idle"
+                and not any(c["busy"] for c in state["cells"])
             ):
                 idle_polls += 1
                 if idle_polls >= 2:
@@ -425,7 +430,9 @@ class Notebook:
             elif kind == "status" and content.get("execution_state") == "idle":
                 break
         if errors:
-            raise AssertionError(f"kernel code raised:\n{code}\n--- error ---\n" + "\n".join(errors))
+            raise AssertionError(
+                f"kernel code raised:\n{code}\n--- error ---\n" + "\n".join(errors)
+            )
         return "".join(stdout)
 
     def wait_for(self, predicate_code: str, timeout: float = 30) -> None:
@@ -483,7 +490,9 @@ class NotebookOpener:
         notebook = nbformat.v4.new_notebook()
         notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
         notebook.metadata["kernelspec"] = {
-            "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python",
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
         }
         nbformat.write(notebook, self.lab.root / name)
         # The theme is a user setting of the (shared) server: set it before the page loads.
@@ -549,7 +558,9 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def open_notebook(lab: Lab, browser: Any, request: pytest.FixtureRequest) -> Iterator[NotebookOpener]:
+def open_notebook(
+    lab: Lab, browser: Any, request: pytest.FixtureRequest
+) -> Iterator[NotebookOpener]:
     """Open notebooks made of code cells in the page (see the module docstring)."""
     opener = NotebookOpener(lab, browser, _safe(request.node.name))
     try:

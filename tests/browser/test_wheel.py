@@ -24,7 +24,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def run(*cmd: str | Path, **kwargs) -> subprocess.CompletedProcess:
     result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"{cmd} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -35,13 +37,19 @@ def wheel_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     run(sys.executable, "-m", "pip", "wheel", REPO, "--no-deps", "-w", base / "dist", timeout=600)
     (wheel,) = (base / "dist").glob("tlwidgets-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "tlwidgets/static/run_controls.js" in names and "tlwidgets/static/run_controls.css" in names
+    assert (
+        "tlwidgets/static/run_controls.js" in names and "tlwidgets/static/run_controls.css" in names
+    )
 
     env_dir = base / "venv"
     venv.create(env_dir, with_pip=False)
     python = env_dir / "bin" / "python"
     run(sys.executable, "-m", "pip", "--python", python, "install", "--no-deps", "--quiet", wheel)
-    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
+    site = Path(
+        run(
+            python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        ).stdout.strip()
+    )
     # Dependencies (torch included) through a .pth to this venv rather than a reinstall. A .pth
     # line adds a path but runs none of that folder's own .pth files, so this venv's editable
     # tlwidgets stays out of the way.
@@ -63,7 +71,9 @@ def wheel_venv(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     )
     assert shutil.which("node", path=env["PATH"]) is None
     assert shutil.which("npm", path=env["PATH"]) is None
-    where = run(python, "-c", "import tlwidgets; print(tlwidgets.__file__)", env=env, cwd=base).stdout
+    where = run(
+        python, "-c", "import tlwidgets; print(tlwidgets.__file__)", env=env, cwd=base
+    ).stdout
     assert Path(where.strip()).is_relative_to(site), f"tlwidgets came from {where}, not the wheel"
     return python, env
 
@@ -89,7 +99,8 @@ def test_the_installed_wheel_renders_run_controls_without_node(wheel_venv, brows
             assert where[1] == "None"
             page = nb.page
             page.wait_for_function(
-                "() => document.querySelector('.tlw-run-controls .tlw-badge')?.textContent === 'Paused'",
+                "() => document.querySelector('.tlw-run-controls .tlw-badge')?.textContent"
+                " === 'Paused'",
                 timeout=60_000,
             )
             page.locator('.tlw-run-controls button[data-action="resume"]').click()

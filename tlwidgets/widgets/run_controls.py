@@ -70,9 +70,9 @@ class RunControls(anywidget.AnyWidget):
     disabled = traitlets.Bool(False, help="Disable every button, whatever the state.").tag(
         sync=True
     )
-    detail = traitlets.Unicode("", help="A short text shown after the badge (say, 'epoch 2/5').").tag(
-        sync=True
-    )
+    detail = traitlets.Unicode(
+        "", help="A short text shown after the badge (say, 'epoch 2/5')."
+    ).tag(sync=True)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
@@ -149,8 +149,6 @@ class RunControls(anywidget.AnyWidget):
         # changes on every press, and only for presses the current state still allows.
         if change["new"] == change["old"] or self.action not in self.enabled_actions:
             if self.action:
-                self.log.info(
-                    "RunControls ignored %r pressed in state %r", self.action, self.state
-                )
+                self.log.info("RunControls ignored %r pressed in state %r", self.action, self.state)
             return
         self._action_handlers(self.action)
