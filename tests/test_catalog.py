@@ -282,7 +282,7 @@ def test_unreadable_snapshot_says_how_to_fix_it(tmp_path, monkeypatch, fresh_cat
 def test_snapshot_fast_path_equals_timm_live_registry():
     snap = cat.load_snapshot()
     if snap["timm_version"] != timm.__version__:
-        pytest.skip(f"snapshot built with timm {snap['timm_version']}, installed {timm.__version__}")
+        pytest.skip(f"snapshot from timm {snap['timm_version']}, installed {timm.__version__}")
     pd.testing.assert_frame_equal(cat._build_static("snapshot"), cat._build_static("timm"))
 
 

@@ -3,7 +3,8 @@
 >>> import tlwidgets as tlw
 >>> df = tlw.catalog()
 >>> small = df[(df.params_m < 10) & (df.pretrain == "in1k") & ~df.noncommercial]
->>> small.sort_values("top1", ascending=False)[["name", "top1", "cpu_img_s"]].head()  # doctest: +SKIP
+>>> best = small.sort_values("top1", ascending=False)
+>>> best[["name", "top1", "cpu_img_s"]].head()  # doctest: +SKIP
 
 Where the columns come from
 ---------------------------
@@ -34,7 +35,6 @@ from __future__ import annotations
 import gzip
 import importlib.metadata
 import json
-import math
 import re
 import sys
 import threading
@@ -137,7 +137,8 @@ _FAMILY_MERGE = {
     "resnetaa": "resnet", "gcresnet": "resnet", "gcresnext": "resnet",
     "botnet": "botnet", "sebotnet": "botnet", "botnext": "botnet",
     "halonet": "halonet", "sehalonet": "halonet", "halonext": "halonet",
-    "halobotnet": "halonet", "halo2botnet": "halonet", "lamhalobotnet": "halonet", "haloregnetz": "halonet",
+    "halobotnet": "halonet", "halo2botnet": "halonet", "lamhalobotnet": "halonet",
+    "haloregnetz": "halonet",
     "densenetblur": "densenet", "darknetaa": "darknet", "cspdarknet": "cspnet",
     "cspresnet": "cspnet", "cspresnext": "cspnet", "res2next": "res2net",
     "maxxvit": "maxvit", "maxxvitv2": "maxvit", "coatnext": "coatnet", "rexnetr": "rexnet",
@@ -211,7 +212,13 @@ def _img_size(input_size: tuple[int, ...]) -> int:
 
 
 def cfg_row(cfg: Any) -> dict[str, Any]:
-    """The catalog columns that come from one timm ``PretrainedCfg`` (no statistics)."""
+    """The catalog columns that come from one timm ``PretrainedCfg`` (no statistics).
+
+    >>> from timm.models import get_pretrained_cfg
+    >>> row = cfg_row(get_pretrained_cfg("resnet18.a1_in1k"))
+    >>> row["family"], row["pretrain"], row["img_size"], row["noncommercial"]
+    ('resnet', 'in1k', 224, False)
+    """
     license = cfg.license if cfg.license else "unknown"
     paper_ids = cfg.paper_ids
     if isinstance(paper_ids, (list, tuple)):
@@ -236,7 +243,12 @@ def cfg_row(cfg: Any) -> dict[str, Any]:
 
 
 def timm_cfg_rows() -> list[dict[str, Any]]:
-    """One :func:`cfg_row` per ``timm.list_pretrained()`` entry, from timm's live registry."""
+    """One :func:`cfg_row` per ``timm.list_pretrained()`` entry, from timm's live registry.
+
+    >>> rows = timm_cfg_rows()
+    >>> rows[0]["name"] == rows[0]["architecture"] + "." + rows[0]["tag"]
+    True
+    """
     import timm
     from timm.models import get_pretrained_cfg
 
@@ -376,7 +388,8 @@ def catalog(refresh: bool = False) -> pd.DataFrame:
 
     >>> import tlwidgets as tlw
     >>> df = tlw.catalog()
-    >>> df[df.family == "resnet"].nlargest(3, "top1")[["name", "top1", "params_m"]]  # doctest: +SKIP
+    >>> resnets = df[df.family == "resnet"]
+    >>> resnets.nlargest(3, "top1")[["name", "top1", "params_m"]]  # doctest: +SKIP
     >>> df[df.cached]["name"].tolist()  # weights usable offline  # doctest: +SKIP
     """
     global _static, _hub_ids
