@@ -58,7 +58,7 @@ def small_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(1234)
     model = timm.create_model(SMALL, pretrained=False)
     with torch.no_grad():  # make the BN buffers non-default too, so every tensor is checkable
-        for name, buf in model.named_buffers():
+        for buf in model.buffers():
             if buf.is_floating_point():
                 buf.copy_(torch.rand_like(buf) + 0.5)
     return {k: v.clone() for k, v in model.state_dict().items()}
@@ -118,8 +118,9 @@ def assert_same_tensors(model: torch.nn.Module, expected: dict[str, torch.Tensor
 # ----------------------------------------------------------------------------- offline sources
 
 
-def test_fake_hf_cache_marks_model_offline_and_create_model_loads_it(hf_cache, small_state,
-                                                                     hub_ids):
+def test_fake_hf_cache_marks_model_offline_and_create_model_loads_it(
+    hf_cache, small_state, hub_ids
+):
     names = tw.offline_weight_names(hub_ids)
     assert SMALL_FULL in names
     assert "resnet18.a1_in1k" not in names  # incomplete download does not count
@@ -148,8 +149,9 @@ def test_hf_cache_dir_resolution(monkeypatch, tmp_path):
     assert _hf_cache.hf_hub_cache_dir() == tmp_path / "elsewhere"
 
 
-def test_torch_hub_checkpoint_counts_as_offline(monkeypatch, tmp_path, small_file, small_state,
-                                                hub_ids):
+def test_torch_hub_checkpoint_counts_as_offline(
+    monkeypatch, tmp_path, small_file, small_state, hub_ids
+):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     url = timm.models.get_pretrained_cfg(SMALL_FULL).url
@@ -162,8 +164,9 @@ def test_torch_hub_checkpoint_counts_as_offline(monkeypatch, tmp_path, small_fil
     assert "torch.hub cache" in model.tlw_load_report.source
 
 
-def test_registered_file_is_offline_and_loads(small_file, small_state, hub_ids, monkeypatch,
-                                              tmp_path):
+def test_registered_file_is_offline_and_loads(
+    small_file, small_state, hub_ids, monkeypatch, tmp_path
+):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
     assert SMALL_FULL not in tw.offline_weight_names(hub_ids)
     assert tlw.register_weights(SMALL, small_file) == SMALL_FULL  # arch alone = default tag
@@ -204,7 +207,8 @@ def test_prefixed_and_wrapped_checkpoint_loads_by_name(small_state, tmp_path):
 
 def test_compiled_model_prefix_from_state_dict(small_state):
     model = tlw.create_model(SMALL, 1000, weights="none")
-    report = tlw.load_weights(model, {"model": {f"_orig_mod.{k}": v for k, v in small_state.items()}})
+    compiled = {f"_orig_mod.{k}": v for k, v in small_state.items()}
+    report = tlw.load_weights(model, {"model": compiled})
     assert_same_tensors(model, small_state)
     assert len(report.remapped) == len(small_state)
 
@@ -248,8 +252,9 @@ def test_shape_mismatch_names_the_key(small_state, tmp_path):
         tlw.create_model(SMALL, 1000, weights=path)
     report = tlw.load_weights(model, path, strict_shapes=False)
     assert "conv_stem.weight" in report.skipped
-    assert torch.equal(model.state_dict()["blocks.0.0.conv_dw.weight"],
-                       small_state["blocks.0.0.conv_dw.weight"])
+    assert torch.equal(
+        model.state_dict()["blocks.0.0.conv_dw.weight"], small_state["blocks.0.0.conv_dw.weight"]
+    )
 
 
 def test_other_architecture_is_refused_with_its_keys(tmp_path):
@@ -336,8 +341,20 @@ def test_packaged_lite0_is_offline_and_classifies_espresso(lite_imagenet, hub_id
     assert top5[0] == ESPRESSO
     assert probs[ESPRESSO] > 0.5
     # the rest of the top-5 are things a cup of coffee could be mistaken for
-    drinkish = {"cup", "coffee mug", "consomme", "eggnog", "chocolate sauce, chocolate syrup",
-                "soup bowl", "strainer", "coffeepot", "teapot", "saucer", "plate", "ice cream"}
+    drinkish = {
+        "cup",
+        "coffee mug",
+        "consomme",
+        "eggnog",
+        "chocolate sauce, chocolate syrup",
+        "soup bowl",
+        "strainer",
+        "coffeepot",
+        "teapot",
+        "saucer",
+        "plate",
+        "ice cream",
+    }
     assert sum(label in drinkish for label in labels[1:]) >= 3, labels
 
 
@@ -405,8 +422,13 @@ def test_weights_unavailable_offline_names_the_ways_out(monkeypatch, tmp_path):
         with pytest.raises(tlw.WeightsUnavailableError) as err:
             tlw.create_model(SMALL, 3, weights=weights)
         message = str(err.value)
-        for way in ("go online once", "HF_HOME", "tlw.register_weights", "weights='/path/to/file'",
-                    f"{LITE}.in1k"):
+        for way in (
+            "go online once",
+            "HF_HOME",
+            "tlw.register_weights",
+            "weights='/path/to/file'",
+            f"{LITE}.in1k",
+        ):
             assert way in message, way
 
 

@@ -58,7 +58,7 @@ def torch_hub_checkpoints_dir() -> Path:
 
 
 def repo_folder_name(repo_id: str) -> str:
-    """``"timm/resnet18.a1_in1k"`` -> ``"models--timm--resnet18.a1_in1k"`` (the hub cache's naming)."""
+    """``"timm/resnet18.a1_in1k"`` -> ``"models--timm--resnet18.a1_in1k"``, the cache's naming."""
     return "models--" + repo_id.replace("/", "--")
 
 

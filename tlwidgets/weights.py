@@ -150,14 +150,19 @@ class LoadReport:
         how = {"name": "by name", "order": "by order", "timm": "by timm's loader"}[self.method]
         lines = [f"Loaded {len(self.matched)} of {total} model tensors {how} from {self.source}"]
         if self.remapped:
-            lines.append(f"  {len(self.remapped)} came under other names, e.g. " + ", ".join(
-                f"{s} -> {t}" for t, s in list(self.remapped.items())[:2]))
-        for title, items in (("skipped", self.skipped), ("missing (left as initialised)",
-                                                         self.missing),
-                             ("unexpected (in the file, not used)", self.unexpected)):
+            lines.append(
+                f"  {len(self.remapped)} came under other names, e.g. "
+                + ", ".join(f"{s} -> {t}" for t, s in list(self.remapped.items())[:2])
+            )
+        for title, items in (
+            ("skipped", self.skipped),
+            ("missing (left as initialised)", self.missing),
+            ("unexpected (in the file, not used)", self.unexpected),
+        ):
             if items:
-                shown = [f"{k} ({items[k]})" if isinstance(items, dict) else k
-                         for k in list(items)[:4]]
+                shown = [
+                    f"{k} ({items[k]})" if isinstance(items, dict) else k for k in list(items)[:4]
+                ]
                 more = f", ... {len(items) - 4} more" if len(items) > 4 else ""
                 lines.append(f"  {title}: {len(items)}: " + ", ".join(shown) + more)
         return "\n".join(lines)
@@ -207,8 +212,11 @@ def _resolve_name(name: Any) -> tuple[str, str, str | None]:
     if tag:
         if tag not in tags:
             close = difflib.get_close_matches(tag, tags, n=5, cutoff=0.0)
-            known = (f" Its pretrained tags include: {', '.join(f'{arch}.{t}' for t in close)}."
-                     if close else f" {arch} has no pretrained weights in timm.")
+            known = (
+                f" Its pretrained tags include: {', '.join(f'{arch}.{t}' for t in close)}."
+                if close
+                else f" {arch} has no pretrained weights in timm."
+            )
             raise ModelNotFoundError(
                 f"timm has no pretrained weights called {name!r}.{known} Use one of those "
                 f"names, or {arch!r} alone for its default weights."
@@ -249,9 +257,10 @@ def _hf_filenames(cfg: Any) -> tuple[str, ...]:
         return ("model.safetensors", "pytorch_model.bin")
     if filename.endswith(".safetensors"):
         return (filename,)
-    safe = {"pytorch_model.bin": "model.safetensors",
-            "open_clip_pytorch_model.bin": "open_clip_model.safetensors"}.get(
-        filename, filename[:-4] + ".safetensors" if filename.endswith(".bin") else None)
+    safe = {
+        "pytorch_model.bin": "model.safetensors",
+        "open_clip_pytorch_model.bin": "open_clip_model.safetensors",
+    }.get(filename, filename[:-4] + ".safetensors" if filename.endswith(".bin") else None)
     return (safe, filename) if safe else (filename,)
 
 
@@ -351,8 +360,12 @@ def offline_weight_names(hub_ids: Mapping[str, str | None]) -> set[str]:
                 cfg = timm.models.get_pretrained_cfg(name)
             except RuntimeError:  # a name timm does not know: take the files timm uses by default
                 cfg = None
-            if _hf_cache.find_hf_cached_weights(hub_id, _hf_filenames(cfg), cache_dir,
-                                                cached_repos) is not None:
+            if (
+                _hf_cache.find_hf_cached_weights(
+                    hub_id, _hf_filenames(cfg), cache_dir, cached_repos
+                )
+                is not None
+            ):
                 found.add(name)
 
     checkpoints = _hf_cache.list_torch_hub_checkpoints()
@@ -381,11 +394,17 @@ def _check_weights_file(path: Any) -> Path:
         )
     file = Path(path).expanduser()
     if file.is_dir():
-        inside = sorted(p.name for p in file.iterdir()
-                        if p.suffix in (".safetensors", ".bin", ".pth", ".pt", ".ckpt"))
-        hint = (f" It holds {', '.join(inside[:3])}: pass one of those files, e.g. "
-                f"{str(file / inside[0])!r}." if inside else
-                " Pass the weights file itself (.safetensors, .pth, .pt or .bin).")
+        inside = sorted(
+            p.name
+            for p in file.iterdir()
+            if p.suffix in (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
+        )
+        hint = (
+            f" It holds {', '.join(inside[:3])}: pass one of those files, e.g. "
+            f"{str(file / inside[0])!r}."
+            if inside
+            else " Pass the weights file itself (.safetensors, .pth, .pt or .bin)."
+        )
         raise ConfigError(f"{str(file)!r} is a directory, not a weights file.{hint}")
     if not file.exists():
         raise WeightsUnavailableError(
@@ -453,8 +472,9 @@ def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], str]:
             obj = obj.state_dict()
         if not isinstance(obj, Mapping):
             break
-        wrapper = next((k for k in _WRAPPER_KEYS
-                        if isinstance(obj.get(k), (Mapping, nn.Module))), None)
+        wrapper = next(
+            (k for k in _WRAPPER_KEYS if isinstance(obj.get(k), (Mapping, nn.Module))), None
+        )
         if wrapper is None:
             break
         path += f"[{wrapper!r}]"
@@ -484,7 +504,7 @@ def _strip(key: str) -> str:
         changed = False
         for prefix in _PREFIXES:
             if key.startswith(prefix):
-                key, changed = key[len(prefix):], True
+                key, changed = key[len(prefix) :], True
     return key
 
 
@@ -515,13 +535,17 @@ def _mismatch_text(mismatches: list[tuple[str, tuple[int, ...], str, tuple[int, 
     for target, expected, source, found in mismatches[:_FIRST_MISMATCHES]:
         where = f"{target!r}" if source == target else f"{target!r} (file key {source!r})"
         parts.append(f"{where}: model expects {expected}, file has {found}")
-    more = f"; ... {len(mismatches) - _FIRST_MISMATCHES} more" if len(
-        mismatches) > _FIRST_MISMATCHES else ""
+    more = (
+        f"; ... {len(mismatches) - _FIRST_MISMATCHES} more"
+        if len(mismatches) > _FIRST_MISMATCHES
+        else ""
+    )
     return "; ".join(parts) + more
 
 
-def _fit(model: nn.Module, sd: dict[str, torch.Tensor], source: str,
-         strict_shapes: bool) -> LoadReport:
+def _fit(
+    model: nn.Module, sd: dict[str, torch.Tensor], source: str, strict_shapes: bool
+) -> LoadReport:
     target = model.state_dict()
     tkeys = list(target)
     head = _classifier_keys(model, tkeys)
@@ -546,13 +570,16 @@ def _fit(model: nn.Module, sd: dict[str, torch.Tensor], source: str,
         if _shape(sd[s]) == _shape(target[t]):
             mapping[t] = s
         elif t in head:
-            skipped[t] = (f"classifier: file has {_shape(sd[s])}, model has "
-                          f"{_shape(target[t])}; kept the fresh head")
+            skipped[t] = (
+                f"classifier: file has {_shape(sd[s])}, model has "
+                f"{_shape(target[t])}; kept the fresh head"
+            )
         else:
             mismatches.append((t, _shape(target[t]), s, _shape(sd[s])))
     method = "name"
     complete = not mismatches and all(
-        t in mapping or t in skipped or t.endswith("num_batches_tracked") for t in tkeys)
+        t in mapping or t in skipped or t.endswith("num_batches_tracked") for t in tkeys
+    )
 
     if not complete:
         order = _fit_by_order(tkeys, target, sd, head)
@@ -562,9 +589,12 @@ def _fit(model: nn.Module, sd: dict[str, torch.Tensor], source: str,
             mismatches, method = [], "order"
         elif mismatches and strict_shapes:
             named = len(mapping) + len(mismatches) + len(skipped)
-            other_arch = (f" Only {named} of the model's {len(tkeys)} tensors have a namesake "
-                          f"in the file, so it looks like weights for another architecture."
-                          if named < len(tkeys) / 2 else "")
+            other_arch = (
+                f" Only {named} of the model's {len(tkeys)} tensors have a namesake "
+                f"in the file, so it looks like weights for another architecture."
+                if named < len(tkeys) / 2
+                else ""
+            )
             raise WeightsMismatchError(
                 f"The weights from {source} do not fit {_model_label(model)}: "
                 f"{len(mismatches)} tensors have other shapes: {_mismatch_text(mismatches)}."
@@ -575,8 +605,10 @@ def _fit(model: nn.Module, sd: dict[str, torch.Tensor], source: str,
             )
         elif not mapping:
             if order is None:
-                why = (f"the file has {len(sd)} tensors and the model {len(tkeys)}, so they "
-                       f"cannot be paired by order either")
+                why = (
+                    f"the file has {len(sd)} tensors and the model {len(tkeys)}, so they "
+                    f"cannot be paired by order either"
+                )
             else:
                 why = f"paired by order they do not fit: {_mismatch_text(order[2])}"
             raise WeightsMismatchError(
@@ -601,8 +633,12 @@ def _fit(model: nn.Module, sd: dict[str, torch.Tensor], source: str,
     )
 
 
-def _fit_by_order(tkeys: list[str], target: Mapping[str, torch.Tensor],
-                  sd: dict[str, torch.Tensor], head: set[str]) -> Any:
+def _fit_by_order(
+    tkeys: list[str],
+    target: Mapping[str, torch.Tensor],
+    sd: dict[str, torch.Tensor],
+    head: set[str],
+) -> Any:
     """Pair model and file tensors position by position, every shape checked.
 
     Returns (mapping, skipped, mismatches, skipped source keys) or None when the counts differ.
@@ -612,6 +648,7 @@ def _fit_by_order(tkeys: list[str], target: Mapping[str, torch.Tensor],
         # one side may lack BatchNorm's num_batches_tracked counters; pair the rest
         def drop(keys: list[str]) -> list[str]:
             return [k for k in keys if not k.endswith("num_batches_tracked")]
+
         tkeys, skeys = drop(tkeys), drop(skeys)
         if len(skeys) != len(tkeys):
             return None
@@ -619,12 +656,14 @@ def _fit_by_order(tkeys: list[str], target: Mapping[str, torch.Tensor],
     skipped: dict[str, str] = {}
     skipped_src: list[str] = []
     mismatches = []
-    for t, s in zip(tkeys, skeys):
+    for t, s in zip(tkeys, skeys, strict=True):
         if _shape(sd[s]) == _shape(target[t]):
             mapping[t] = s
         elif t in head:
-            skipped[t] = (f"classifier: file {s!r} has {_shape(sd[s])}, model has "
-                          f"{_shape(target[t])}; kept the fresh head")
+            skipped[t] = (
+                f"classifier: file {s!r} has {_shape(sd[s])}, model has "
+                f"{_shape(target[t])}; kept the fresh head"
+            )
             skipped_src.append(s)
         else:
             mismatches.append((t, _shape(target[t]), s, _shape(sd[s])))
@@ -705,7 +744,7 @@ def _unreachable_host(full_name: str) -> str | None:
 
 def _ways_out(name: str, arch: str, cause: str) -> str:
     available = sorted(offline_weight_names({n: None for n in [*_PACKAGED, *_REGISTERED]}))
-    now = (f" Loadable offline right now: {', '.join(available)}." if available else "")
+    now = f" Loadable offline right now: {', '.join(available)}." if available else ""
     return (
         f"The pretrained weights for {name!r} are not available offline and {cause}. Ways "
         f"out:\n"
@@ -734,16 +773,19 @@ def _check_num_classes(num_classes: Any) -> int:
     return num_classes
 
 
-def _build(timm_name: str, num_classes: int, kwargs: dict[str, Any],
-           overlay_file: Path | None = None) -> nn.Module:
+def _build(
+    timm_name: str, num_classes: int, kwargs: dict[str, Any], overlay_file: Path | None = None
+) -> nn.Module:
     import timm
 
     extra: dict[str, Any] = {}
     if overlay_file is not None:
         # timm's own loader on a local file (its checkpoint filters, pos-embed resizing, in_chans
         # adaptation); 'file' outranks the hub in timm's source order, so this stays offline.
-        extra = {"pretrained": True,
-                 "pretrained_cfg_overlay": {"file": str(overlay_file), "source": None}}
+        extra = {
+            "pretrained": True,
+            "pretrained_cfg_overlay": {"file": str(overlay_file), "source": None},
+        }
     try:
         return timm.create_model(timm_name, num_classes=num_classes, **extra, **kwargs)
     except TypeError as err:
@@ -754,8 +796,9 @@ def _build(timm_name: str, num_classes: int, kwargs: dict[str, Any],
         ) from err
 
 
-def _load_file_for(model_args: tuple[str, int, dict[str, Any]], file: Path,
-                   source: str) -> nn.Module:
+def _load_file_for(
+    model_args: tuple[str, int, dict[str, Any]], file: Path, source: str
+) -> nn.Module:
     """A model with ``file``'s weights and a fresh head; every tensor but the head must load."""
     timm_name, num_classes, kwargs = model_args
     model = _build(timm_name, num_classes, kwargs)
@@ -771,8 +814,9 @@ def _load_file_for(model_args: tuple[str, int, dict[str, Any]], file: Path,
             raise mismatch from None
         report = _timm_report(model, source, num_classes)
     head = _classifier_keys(model, list(model.state_dict()))
-    left_out = [k for k in report.missing
-                if k not in head and not k.endswith("num_batches_tracked")]
+    left_out = [
+        k for k in report.missing if k not in head and not k.endswith("num_batches_tracked")
+    ]
     if left_out:
         raise WeightsMismatchError(
             f"The weights from {source} cover only part of {_model_label(model)}: "
@@ -791,10 +835,14 @@ def _timm_report(model: nn.Module, source: str, num_classes: int) -> LoadReport:
     cfg = getattr(model, "pretrained_cfg", None) or {}
     skipped: dict[str, str] = {}
     if cfg.get("num_classes") and cfg.get("num_classes") != num_classes:
-        skipped = {k: f"classifier: pretrained for {cfg['num_classes']} classes; kept the fresh "
-                      f"head of {num_classes}" for k in _classifier_keys(model, keys)}
-    return LoadReport(matched=[k for k in keys if k not in skipped], skipped=skipped,
-                      source=source, method="timm")
+        skipped = {
+            k: f"classifier: pretrained for {cfg['num_classes']} classes; kept the fresh "
+            f"head of {num_classes}"
+            for k in _classifier_keys(model, keys)
+        }
+    return LoadReport(
+        matched=[k for k in keys if k not in skipped], skipped=skipped, source=source, method="timm"
+    )
 
 
 def create_model(
@@ -846,9 +894,7 @@ def create_model(
         file = _check_weights_file(file)
         return _load_file_for(model_args, file, str(file))
     else:
-        raise ConfigError(
-            f"weights must be 'auto', 'hub', 'none' or a file path, not {weights!r}."
-        )
+        raise ConfigError(f"weights must be 'auto', 'hub', 'none' or a file path, not {weights!r}.")
 
     if mode == "none":
         model = _build(timm_name, num_classes, timm_kwargs)
@@ -876,8 +922,10 @@ def create_model(
     except TLWidgetsError:
         raise
     except Exception as err:  # network errors come as OSError, requests' and hub's own types
-        cause = f"the hub could not be reached ({type(err).__name__}: " \
-                f"{str(err).splitlines()[0] if str(err) else 'no details'})"
+        cause = (
+            f"the hub could not be reached ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no details'})"
+        )
         raise WeightsUnavailableError(_ways_out(full_name, arch, cause)) from err
     cfg = model.pretrained_cfg
     where = cfg.get("hf_hub_id") or cfg.get("url") or full_name
