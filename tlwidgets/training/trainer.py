@@ -1059,6 +1059,8 @@ class Trainer:
             if i >= remaining:
                 break
             self._between_steps()
+            if micro == 0:
+                self._set_lr(cycle)
             if cache is None:
                 x = x.to(self.device, non_blocking=True)
                 if self._channels_last:
@@ -1116,8 +1118,9 @@ class Trainer:
                 raise _StopRun
             self._set_state("running")
 
-    def _optimizer_step(self, cycle: _Cycle) -> None:
-        opt, scaler = self._optimizer, self._scaler
+    def _set_lr(self, cycle: _Cycle) -> None:
+        """Learning rate (and one-cycle momentum) of the coming optimizer step."""
+        opt = self._optimizer
         assert opt is not None
         sched = cycle.schedule
         f = sched.factor(cycle.opt_step)
@@ -1129,6 +1132,10 @@ class Trainer:
                     g["betas"] = (mom, g["betas"][1])
                 elif "momentum" in g:
                     g["momentum"] = mom
+
+    def _optimizer_step(self, cycle: _Cycle) -> None:
+        opt, scaler = self._optimizer, self._scaler
+        assert opt is not None
         if self.clip_grad is not None:
             if scaler is not None:
                 scaler.unscale_(opt)
