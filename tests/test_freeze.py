@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import io
+import threading
 import weakref
 
 import pytest
@@ -523,6 +524,32 @@ def test_freeze_version_and_listeners_see_every_change():
 
     other = make("resnet18", meta=True)
     assert tlw.freeze_version(other) == 0  # state is per model
+
+
+def test_a_polling_thread_and_freeze_calls_agree():
+    model = make("mobilenetv3_small_050", meta=True)
+    seen: list[int] = []
+    tlw.on_freeze_change(model, seen.append)
+    stop, errors = threading.Event(), []
+
+    def poll() -> None:
+        try:
+            while not stop.is_set():
+                tlw.freeze_version(model)
+        except Exception as err:  # surfaced by the assertion below
+            errors.append(err)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        for i in range(12):
+            tlw.freeze_to(model, -1 - i % 3, bn=("eval", "frozen", "train")[i % 3])
+    finally:
+        stop.set()
+        poller.join()
+    assert errors == []
+    # every change announced once, in order, and the poller never saw a half-done change
+    assert seen == list(range(1, 13)) and tlw.freeze_version(model) == 12
 
 
 def test_a_failing_listener_warns_but_the_freeze_happens():

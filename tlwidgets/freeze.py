@@ -17,6 +17,7 @@ parameters out, so an optimizer cannot update them either.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import math
 import threading
@@ -118,13 +119,26 @@ def _notify(model: nn.Module, state: _NotifyState, version: int) -> None:
             )
 
 
-def _changed(model: nn.Module) -> None:
+@contextlib.contextmanager
+def _changing(model: nn.Module) -> Iterator[None]:
+    """Make one freeze change atomic for other threads (a panel polling, a trainer between
+    epochs) and announce it once, after the lock is released."""
     state = _state(model)
+    ok = False
     with state.lock:
-        state.version += 1
-        state.fingerprint = _fingerprint(model)
-        version = state.version
-    _notify(model, state, version)
+        try:
+            yield
+            ok = True
+        finally:
+            fp = _fingerprint(model)
+            # a change that failed half-way is still announced if it changed any flag
+            bumped = ok or (state.fingerprint is not None and fp != state.fingerprint)
+            state.fingerprint = fp
+            if bumped:
+                state.version += 1
+            version = state.version
+    if bumped:
+        _notify(model, state, version)
 
 
 def freeze_version(model: nn.Module) -> int:
@@ -143,8 +157,8 @@ def freeze_version(model: nn.Module) -> int:
     True
     """
     state = _state(model)
-    fp = _fingerprint(model)
     with state.lock:
+        fp = _fingerprint(model)
         if state.fingerprint is None:
             state.fingerprint = fp
             return state.version
@@ -657,8 +671,8 @@ def freeze(model: nn.Module, modules: Any = None, bn: str = "eval") -> None:
     """
     bn = _check_bn(bn)
     selection = _resolve(model, modules)
-    _apply(model, selection, trainable=False, bn=bn)
-    _changed(model)
+    with _changing(model):
+        _apply(model, selection, trainable=False, bn=bn)
 
 
 def unfreeze(model: nn.Module, modules: Any = None) -> None:
@@ -675,16 +689,16 @@ def unfreeze(model: nn.Module, modules: Any = None) -> None:
     (True, False)
     """
     selection = _resolve(model, modules)
-    _apply(model, selection, trainable=True, bn="train")
-    _changed(model)
+    with _changing(model):
+        _apply(model, selection, trainable=True, bn="train")
 
 
 def _split_at(model: nn.Module, groups: list[LayerGroup], k: int, bn: str) -> None:
     trained = _resolve(model, groups[k:]) if k < len(groups) else []
     frozen = _resolve(model, groups[:k]) if k > 0 else []
-    _apply(model, trained, trainable=True, bn="train")
-    _apply(model, frozen, trainable=False, bn=bn)
-    _changed(model)
+    with _changing(model):
+        _apply(model, trained, trainable=True, bn="train")
+        _apply(model, frozen, trainable=False, bn=bn)
 
 
 def freeze_to(model: nn.Module, n: int, bn: str = "eval", fine: bool = False) -> None:
