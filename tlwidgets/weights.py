@@ -269,6 +269,26 @@ def _url_filename(cfg: Any) -> str | None:
     return os.path.basename(url.split("?", 1)[0]) if url else None
 
 
+@functools.lru_cache(maxsize=1)
+def _cfg_index() -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
+    """(url file name -> pretrained names, name -> hub files when not timm's default), built
+    once: timm's registry does not change after import, and a cfg copy per name on every
+    catalog refresh would cost ~50 ms."""
+    import timm
+    import timm.models
+
+    by_url_file: dict[str, list[str]] = {}
+    hub_files: dict[str, tuple[str, ...]] = {}
+    for name in timm.list_pretrained():
+        cfg = timm.models.get_pretrained_cfg(name)
+        url_file = _url_filename(cfg)
+        if url_file:
+            by_url_file.setdefault(url_file, []).append(name)
+        if getattr(cfg, "hf_hub_filename", None):
+            hub_files[name] = _hf_filenames(cfg)
+    return by_url_file, hub_files
+
+
 def _find_offline(arch: str, full_name: str | None) -> tuple[Path, str] | None:
     """(weights file, description of where it came from) for a name, without any network."""
     import timm.models
@@ -337,8 +357,6 @@ def offline_weight_names(hub_ids: Mapping[str, str | None]) -> set[str]:
     >>> "tf_efficientnet_lite0.in1k" in w.offline_weight_names(names)  # doctest: +SKIP
     True
     """
-    import timm.models
-
     found: set[str] = set()
     for name in hub_ids:
         registered = _REGISTERED.get(name)
@@ -350,35 +368,22 @@ def offline_weight_names(hub_ids: Mapping[str, str | None]) -> set[str]:
     cache_dir = _hf_cache.hf_hub_cache_dir()
     cached_repos = _hf_cache.list_cached_repos(cache_dir)
     if cached_repos:
+        hub_files = _cfg_index()[1]
         for name, hub_id in hub_ids.items():
             if name in found or not hub_id:
                 continue
             folder = _hf_cache.repo_folder_name(_hf_cache.split_hub_id(hub_id)[0])
             if folder not in cached_repos:
                 continue
-            try:
-                cfg = timm.models.get_pretrained_cfg(name)
-            except RuntimeError:  # a name timm does not know: take the files timm uses by default
-                cfg = None
-            if (
-                _hf_cache.find_hf_cached_weights(
-                    hub_id, _hf_filenames(cfg), cache_dir, cached_repos
-                )
-                is not None
-            ):
+            files = hub_files.get(name, _hf_cache.HF_WEIGHT_FILES[:2])
+            if _hf_cache.find_hf_cached_weights(hub_id, files, cache_dir, cached_repos):
                 found.add(name)
 
     checkpoints = _hf_cache.list_torch_hub_checkpoints()
     if checkpoints:
-        for name in hub_ids:
-            if name in found:
-                continue
-            try:
-                cfg = timm.models.get_pretrained_cfg(name)
-            except RuntimeError:
-                continue
-            if _url_filename(cfg) in checkpoints:
-                found.add(name)
+        by_url_file = _cfg_index()[0]
+        for file in checkpoints & by_url_file.keys():
+            found.update(n for n in by_url_file[file] if n in hub_ids)
     return found
 
 
