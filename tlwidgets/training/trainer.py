@@ -863,10 +863,12 @@ class Trainer:
     def _after_interrupt(self) -> None:
         if self._optimizer is not None:
             self._optimizer.zero_grad(set_to_none=True)
+        if self._step_open and self._buffers is not None:
+            self._buffers.restore()
+        self._step_open = False
 
     def _after_nonfinite(self) -> str:
-        if self._optimizer is not None:
-            self._optimizer.zero_grad(set_to_none=True)
+        self._after_interrupt()
         snap = getattr(self, "_snapshot", None)
         if snap is not None and snap.valid:
             snap.restore()
@@ -975,6 +977,8 @@ class Trainer:
     _launch_previous: str = "idle"
     _epoch_start_state: dict[str, torch.Tensor] | None = None
     _snapshot: "_Snapshot | None" = None
+    _buffers: "_Snapshot | None" = None
+    _step_open = False
 
     def _autocast(self) -> Any:
         if self.amp_dtype is None:
@@ -1028,6 +1032,9 @@ class Trainer:
         epoch = self._epochs_done + 1
         self._epoch_t0 = time.perf_counter()
         lag = self.device.type != "cpu"
+        # BN statistics change in the forward pass: a step that fails half-way (out of memory,
+        # non-finite loss, Ctrl-C) puts them back as they were before it. A few small tensors.
+        self._buffers = _Snapshot(self.model, params=False)
         if lag:
             self._snapshot = _Snapshot(self.model)
         else:
@@ -1061,6 +1068,8 @@ class Trainer:
             self._between_steps()
             if micro == 0:
                 self._set_lr(cycle)
+            self._buffers.take()
+            self._step_open = True
             if cache is None:
                 x = x.to(self.device, non_blocking=True)
                 if self._channels_last:
@@ -1091,6 +1100,7 @@ class Trainer:
                     self._snapshot.take()
                 self._optimizer_step(cycle)
                 micro = 0
+            self._step_open = False
             self._global_step = step_no
             cycle.batch_in_epoch = batch_index
             info = {"step": step_no, "epoch": epoch, "batch": batch_index, "lrs": lrs, "n": n}
@@ -1396,8 +1406,8 @@ class _Snapshot:
     """Device-side copy of what an optimizer step can change (trainable weights, buffers),
     taken before each step on accelerators so a late-detected non-finite loss can be undone."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.live = [p for p in model.parameters() if p.requires_grad] + [
+    def __init__(self, model: nn.Module, params: bool = True) -> None:
+        self.live = [p for p in model.parameters() if p.requires_grad and params] + [
             b for b in model.buffers() if b.is_floating_point() or b.dtype == torch.long
         ]
         self.copies = [t.detach().clone() for t in self.live]
@@ -1405,11 +1415,12 @@ class _Snapshot:
 
     @torch.no_grad()
     def take(self) -> None:
-        torch._foreach_copy_(self.copies, [t.detach() for t in self.live])
+        if self.live:
+            torch._foreach_copy_(self.copies, [t.detach() for t in self.live])
         self.valid = True
 
     @torch.no_grad()
     def restore(self) -> None:
-        if self.valid:
+        if self.valid and self.live:
             torch._foreach_copy_([t.detach() for t in self.live], self.copies)
 
