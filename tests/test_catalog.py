@@ -305,3 +305,9 @@ def test_shipped_snapshot_is_current_with_the_build_script():
         "tlwidgets/_data/catalog_snapshot.json.gz is stale: run "
         "`.venv/bin/python scripts/build_catalog_snapshot.py` and commit the result"
     )
+
+
+def test_wheel_carries_the_snapshot():
+    wheel = pytest.importorskip("hatchling.builders.wheel")
+    files = {f.distribution_path for f in wheel.WheelBuilder(str(ROOT)).recurse_included_files()}
+    assert "tlwidgets/_data/catalog_snapshot.json.gz" in files
