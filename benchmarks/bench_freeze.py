@@ -47,19 +47,25 @@ def bench(name: str) -> list[tuple[str, float, bool]]:
     def row(label: str, seconds: float, target: bool = False) -> None:
         rows.append((label, seconds, target))
         mark = ("  OK" if seconds < TARGET_S else "  OVER") if target else ""
-        print(f"  {label:<44} {seconds * 1e3:9.2f} ms{mark}")
+        print(f"  {label:<48} {seconds * 1e3:9.2f} ms{mark}")
 
     row("layer_groups(model)", timed(lambda: tlw.layer_groups(model)), True)
     row("layer_groups(model, fine=True)", timed(lambda: tlw.layer_groups(model, fine=True)), True)
     row("trainable_summary(model)", timed(lambda: tlw.trainable_summary(model)), True)
     row("trainable_summary(model, depth=2)", timed(lambda: tlw.trainable_summary(model, depth=2)),
         True)
+    row("trainable_summary(..., input_size=(3,224,224))",
+        timed(lambda: tlw.trainable_summary(model, input_size=(3, 224, 224)), repeat=1))
     row("freeze_to(model, -1)  (bn='eval')", timed(lambda: tlw.freeze_to(model, -1)))
     row("freeze_to(model, -2, bn='frozen')", timed(lambda: tlw.freeze_to(model, -2, bn="frozen")))
     row("apply_preset(model, 'all')", timed(lambda: tlw.apply_preset(model, "all")))
     row("param_groups(model, 1e-3, lr_min=1e-5)",
         timed(lambda: tlw.param_groups(model, 1e-3, lr_min=1e-5)))
-    row("freeze_version(model), no change", timed(lambda: tlw.freeze_version(model), repeat=50))
+    walk = timed(lambda: list(model.parameters()), repeat=50)
+    row("reference: list(model.parameters())", walk)
+    poll = timed(lambda: tlw.freeze_version(model), repeat=50)
+    row("freeze_version(model), no change", poll)
+    print(f"  {'  = parameter walks per poll':<48} {poll / walk:9.2f} x")
 
     last = list(model.parameters())[-1]
 
