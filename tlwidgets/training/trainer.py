@@ -1374,8 +1374,11 @@ class Trainer:
         return evaluate(self.model, self.data, device=self.device, autocast=self._autocast,
                         channels_last=self._channels_last)
 
-    def predict(self, images: Any, k: int = 3) -> pd.DataFrame:
+    def predict(self, images: Any, k: int = 3, preprocessed: bool = False) -> pd.DataFrame:
         """Top-``k`` classes and probabilities for image paths, PIL images, arrays or tensors.
+
+        Arrays and tensors are raw images (uint8 0..255 or float 0..1) and go through the data's
+        eval transform, unless ``preprocessed=True`` says they already are model input.
 
         >>> trainer.predict(["cat.jpg", "dog.jpg"], k=2)                      # doctest: +SKIP
         """
@@ -1384,7 +1387,7 @@ class Trainer:
         self._check_not_active("predict()")
         self._place_model()
         return predict(self.model, self.data, images, k=k, device=self.device,
-                       autocast=self._autocast)
+                       autocast=self._autocast, preprocessed=preprocessed)
 
     def export(self, path: str | os.PathLike[str], format: str = "safetensors") -> Path:
         """Write the model for inference (``"safetensors"``, ``"torchscript"`` or ``"onnx"``)
