@@ -267,6 +267,36 @@ def test_other_architecture_is_refused_with_its_keys(tmp_path):
     assert "looks like weights for another architecture" in message
 
 
+def test_partial_file_is_refused_by_create_model_but_reported_by_load_weights(
+    small_state, tmp_path
+):
+    partial = {k: v for k, v in small_state.items() if not k.startswith("blocks.3.")}
+    path = tmp_path / "partial.safetensors"
+    safetensors.torch.save_file(partial, str(path))
+    with pytest.raises(tlw.WeightsMismatchError, match="cover only part") as err:
+        tlw.create_model(SMALL, 1000, weights=path)
+    assert "blocks.3." in str(err.value)
+    model = tlw.create_model(SMALL, 1000, weights="none")
+    report = tlw.load_weights(model, path)
+    assert report.missing and all(k.startswith("blocks.3.") for k in report.missing)
+    assert len(report.matched) == len(partial)
+    assert "missing (left as initialised)" in str(report)
+
+
+def test_timm_checkpoint_at_another_img_size_goes_through_timms_filters(tmp_path):
+    """A ViT file fits a smaller img_size only after timm resizes its position embedding."""
+    torch.manual_seed(7)
+    vit = timm.create_model("vit_tiny_patch16_224")
+    path = tmp_path / "vit.safetensors"
+    safetensors.torch.save_file(vit.state_dict(), str(path))
+    model = tlw.create_model("vit_tiny_patch16_224", 3, weights=path, img_size=64)
+    assert model.pos_embed.shape == (1, 1 + (64 // 16) ** 2, 192)
+    assert model.tlw_load_report.method == "timm"
+    assert set(model.tlw_load_report.skipped) == {"head.weight", "head.bias"}
+    key = "blocks.0.attn.qkv.weight"
+    assert torch.equal(model.state_dict()[key], vit.state_dict()[key])
+
+
 def test_class_count_change_skips_old_head(small_state, small_file):
     model = tlw.create_model(SMALL, 5, weights=small_file)
     report = model.tlw_load_report

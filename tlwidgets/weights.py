@@ -132,8 +132,11 @@ class LoadReport:
     ``skipped`` maps model keys deliberately left out (the old classifier) to the reason.
     ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader).
 
-    >>> report = tlw.load_weights(model, "finetuned.safetensors")  # doctest: +SKIP
-    >>> report.missing, report.skipped                               # doctest: +SKIP
+    >>> import tlwidgets as tlw
+    >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
+    >>> report = tlw.load_weights(model, "finetuned.safetensors")           # doctest: +SKIP
+    >>> report.missing, report.skipped                                        # doctest: +SKIP
+    ([], {})
     """
 
     matched: list[str] = dataclasses.field(default_factory=list)
@@ -375,7 +378,7 @@ def offline_weight_names(hub_ids: Mapping[str, str | None]) -> set[str]:
             folder = _hf_cache.repo_folder_name(_hf_cache.split_hub_id(hub_id)[0])
             if folder not in cached_repos:
                 continue
-            files = hub_files.get(name, _hf_cache.HF_WEIGHT_FILES[:2])
+            files = hub_files.get(name) or _hf_filenames(None)
             if _hf_cache.find_hf_cached_weights(hub_id, files, cache_dir, cached_repos):
                 found.add(name)
 
