@@ -334,17 +334,28 @@ function render({ model, el }) {
   canvas.height = Math.round(PLOT_H * dpr);
   let plotted = { xs: new Float32Array(0), ys: new Float32Array(0), rows: new Int32Array(0), count: 0 };
 
+  // Theme colours for the canvas, read once (getComputedStyle forces a style pass) and again
+  // when JupyterLab switches themes.
+  let theme = null;
+  function readTheme() {
+    return {
+      fg: cssVar(root, "--jp-ui-font-color1", "#222"),
+      fg2: cssVar(root, "--jp-ui-font-color2", "#666"),
+      grid: cssVar(root, "--jp-border-color2", "#ddd"),
+      brand: cssVar(root, "--jp-brand-color1", "#1976d2"),
+      accent: cssVar(root, "--jp-warn-color1", "#f57c00"),
+      font: cssVar(root, "--jp-ui-font-family", "sans-serif"),
+      halo: cssVar(root, "--jp-layout-color1", "#fff"),
+    };
+  }
+
   function drawPlot() {
     const ctx = canvas.getContext("2d");
     if (!ctx) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, PLOT_W, PLOT_H);
-    const fg = cssVar(root, "--jp-ui-font-color1", "#222");
-    const fg2 = cssVar(root, "--jp-ui-font-color2", "#666");
-    const grid = cssVar(root, "--jp-border-color2", "#ddd");
-    const brand = cssVar(root, "--jp-brand-color1", "#1976d2");
-    const accent = cssVar(root, "--jp-warn-color1", "#f57c00");
-    const font = cssVar(root, "--jp-ui-font-family", "sans-serif");
+    if (!theme) theme = readTheme();
+    const { fg, fg2, grid, brand, accent, font, halo } = theme;
     const x0 = MARGIN.left;
     const x1 = PLOT_W - MARGIN.right;
     const y0 = PLOT_H - MARGIN.bottom;
@@ -446,7 +457,7 @@ function render({ model, el }) {
         ctx.textAlign = x > (x0 + x1) / 2 ? "right" : "left";
         const lx = x + (x > (x0 + x1) / 2 ? -8 : 8);
         // a halo in the background colour keeps the label readable over the dots
-        ctx.strokeStyle = cssVar(root, "--jp-layout-color1", "#fff");
+        ctx.strokeStyle = halo;
         ctx.lineWidth = 3;
         ctx.lineJoin = "round";
         ctx.strokeText(cols.name[i], lx, y - 4);
@@ -460,8 +471,11 @@ function render({ model, el }) {
   }
 
   // ---- state changes ------------------------------------------------------------------------
+  // all rows in the current sort order; a filter change only walks it (see filterRows)
+  let sortedAll = null;
   function refresh() {
-    order = sortRows(filterRows(cols, n, filters, index), cols, sort.key, sort.dir);
+    if (!sortedAll) sortedAll = sortRows(Int32Array.from({ length: n }, (_, i) => i), cols, sort.key, sort.dir);
+    order = filterRows(cols, n, filters, index, sortedAll);
     const selPos = positionOf(order, selectedRow);
     if (cursor >= order.length || cursor < 0) cursor = selPos;
     drawHead();
@@ -569,6 +583,7 @@ function render({ model, el }) {
     const b = ev.target.closest("button[data-key]");
     if (!b) return;
     sort = nextSort(sort, b.dataset.key);
+    sortedAll = null;
     const keep = cursor >= 0 ? order[cursor] : selectedRow;
     timedRefresh("sort", { key: sort.key, dir: sort.dir });
     cursor = positionOf(order, keep);
@@ -636,7 +651,13 @@ function render({ model, el }) {
 
   model.on("change:selected", onKernelSelected);
   // JupyterLab switches themes by swapping CSS variables; the canvas must repaint to follow.
-  const themeWatch = new MutationObserver(() => drawPlot());
+  const themeWatch = new MutationObserver(() => {
+    // the new theme's stylesheet may apply a frame later
+    requestAnimationFrame(() => {
+      theme = null;
+      drawPlot();
+    });
+  });
   themeWatch.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
 
   // ---- first render -------------------------------------------------------------------------

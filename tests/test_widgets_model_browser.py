@@ -226,6 +226,6 @@ def test_create_model_without_a_selection_says_what_to_do():
 
 def test_create_model_builds_the_selected_model_with_a_new_head():
     browser = ModelBrowser(catalog=small_catalog(), selected="resnet18.a1_in1k")
-    model = browser.create_model(num_classes=3, weights=None)
+    model = browser.create_model(num_classes=3, weights="none")
     assert model.get_classifier().out_features == 3
     assert model.pretrained_cfg["architecture"] == "resnet18"

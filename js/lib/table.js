@@ -132,14 +132,17 @@ export function searchIndex(cols, n) {
 }
 
 /**
- * Indices of the rows that pass every filter, in catalog order.
+ * Indices of the rows that pass every filter, in the order of `within` (all rows already
+ * sorted by the current column), or catalog order without it. Filtering a pre-sorted order
+ * keeps a keystroke O(n): the sort runs only when the sort column changes.
  * @param {Object<string, any>} cols decoded columns
  * @param {number} n row count
  * @param {ReturnType<typeof emptyFilters>} f
  * @param {ReturnType<typeof searchIndex>} index
+ * @param {Int32Array} [within] the rows to consider, in the order wanted
  * @returns {Int32Array}
  */
-export function filterRows(cols, n, f, index) {
+export function filterRows(cols, n, f, index, within) {
   const search = searchPredicate(f.query || "");
   const out = new Int32Array(n);
   let k = 0;
@@ -148,7 +151,9 @@ export function filterRows(cols, n, f, index) {
   const lo = Number.isNaN(f.paramsMin) ? -Infinity : f.paramsMin;
   const hi = Number.isNaN(f.paramsMax) ? Infinity : f.paramsMax;
   const paramsActive = lo !== -Infinity || hi !== Infinity;
-  for (let i = 0; i < n; i++) {
+  const m = within ? within.length : n;
+  for (let j = 0; j < m; j++) {
+    const i = within ? within[j] : j;
     if (f.family && cols.family[i] !== f.family) continue;
     if (f.pretrain && cols.pretrain[i] !== f.pretrain) continue;
     if (f.license && cols.license[i] !== f.license) continue;

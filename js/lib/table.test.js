@@ -127,6 +127,13 @@ test("filterRows applies search, selects, the commercial switch, ranges and offl
   assert.equal(filterRows(cols, n, { ...f, query: "nothing-like-this" }, index).length, 0);
 });
 
+test("filterRows keeps the order of a pre-sorted row list", () => {
+  const { n, cols, index } = decoded();
+  const byTop1 = sortRows(Int32Array.from({ length: n }, (_, i) => i), cols, "top1", "desc");
+  const rows = filterRows(cols, n, { ...emptyFilters(), query: "resnet" }, index, byTop1);
+  assert.deepEqual(names(cols, rows), ["resnet101.a1h_in1k", "resnet50.tv_in1k", "resnet18.a1_in1k"]);
+});
+
 test("filtersAreEmpty tells default filters from active ones", () => {
   assert.equal(filtersAreEmpty(emptyFilters()), true);
   assert.equal(filtersAreEmpty({ ...emptyFilters(), paramsMin: 3 }), false);

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -265,15 +266,15 @@ class ModelBrowser(anywidget.AnyWidget):
         return frame.loc[frame["name"] == self.selected].iloc[0].copy()
 
     def create_model(
-        self, num_classes: int, weights: str | None = "auto", **timm_kwargs: Any
+        self, num_classes: int, weights: str | os.PathLike[str] = "auto", **timm_kwargs: Any
     ) -> torch.nn.Module:
         """Build the selected model with a fresh ``num_classes`` head, through ``tlw.create_model``.
 
-        ``weights`` and ``timm_kwargs`` are passed on unchanged (``weights="auto"``: the
-        pretrained weights when they can be had, as tlw.create_model decides).
+        ``weights`` (``"auto"``, ``"hub"``, ``"none"`` or a file) and ``timm_kwargs`` are passed
+        on unchanged: see :func:`tlwidgets.create_model`.
 
-        >>> browser.selected = "resnet18.a1_in1k"                  # doctest: +SKIP
-        >>> model = browser.create_model(num_classes=3, weights=None)  # doctest: +SKIP
+        >>> browser.selected = "resnet18.a1_in1k"                     # doctest: +SKIP
+        >>> model = browser.create_model(num_classes=3, weights="none")  # doctest: +SKIP
         """
         if not self.selected:
             raise ConfigError(
