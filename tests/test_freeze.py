@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import gc
 import io
 import threading
@@ -271,7 +272,7 @@ def test_eval_policy_keeps_every_frozen_parameter_and_bn_buffer_bit_identical(na
 def test_train_policy_lets_frozen_bn_statistics_move_but_not_the_weights():
     model = make("resnet18")
     tlw.apply_preset(model, "head", bn="train")
-    frozen_keys, head_keys = frozen_and_head_keys(model, ("fc.",))
+    frozen_keys, _ = frozen_and_head_keys(model, ("fc.",))
     before = snapshot(model)
     train_a_little(model, torch.optim.SGD(tlw.param_groups(model, lr=0.1), momentum=0.9))
     after = model.state_dict()
@@ -324,6 +325,16 @@ def test_frozen_policy_falls_back_to_eval_for_layers_timm_cannot_freeze():
     assert tlw.trainable_summary(model).set_index("path").loc["6", "bn"] == "eval"
     tlw.unfreeze(model)
     assert type(model[1]) is nn.BatchNorm2d and model[6].training
+
+
+def test_a_frozen_bn_comes_back_on_the_device_and_dtype_the_model_moved_to():
+    model = sequential()
+    tlw.freeze(model, "1", bn="frozen")
+    model.double()  # moves the replacement; the stashed original must follow on restore
+    tlw.unfreeze(model)
+    assert type(model[1]) is nn.BatchNorm2d
+    assert model[1].weight.dtype == model[1].running_mean.dtype == torch.float64
+    model(torch.randn(2, 3, 8, 8, dtype=torch.float64))
 
 
 def test_eval_lock_survives_every_way_of_switching_to_train_and_copies():
@@ -566,7 +577,8 @@ def test_a_failing_listener_warns_but_the_freeze_happens():
 
 def test_freeze_state_does_not_keep_the_model_alive():
     model = sequential()
-    tlw.on_freeze_change(model, lambda v: model.training)  # a listener that refers to the model
+    # a listener holding the model strongly, as a view's callback does
+    tlw.on_freeze_change(model, functools.partial(lambda m, version: m.training, model))
     tlw.freeze(model, "0")
     groups = tlw.layer_groups(model)
     ref = weakref.ref(model)
@@ -574,7 +586,7 @@ def test_freeze_state_does_not_keep_the_model_alive():
     gc.collect()
     assert ref() is None
     with pytest.raises(tlw.FreezeError, match="outlived"):
-        groups[0].trainable_params
+        _ = groups[0].trainable_params
 
 
 def test_freeze_is_the_function_whatever_the_import_order():

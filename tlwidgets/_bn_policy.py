@@ -109,6 +109,8 @@ def swap_frozen(root: nn.Module, path: str, module: nn.Module) -> nn.Module | No
 def restore(root: nn.Module, path: str, frozen: nn.Module) -> nn.Module:
     """Put back the original layer behind a ``"frozen"`` replacement, with the frozen values."""
     original = frozen.__dict__[_ORIGINAL]
+    # model.to()/.half() while frozen moved only the replacement (the original is not a submodule)
+    original.to(device=frozen.running_mean.device, dtype=frozen.running_mean.dtype)
     with torch.no_grad():
         # The replacement's tensors are what the model computed with while frozen (a
         # load_state_dict meanwhile writes there), so they are the truth to carry back.

@@ -379,7 +379,7 @@ def _cover(
     model: nn.Module, names: list[str], gids: list[int], modules: list[tuple[str, nn.Module]]
 ) -> dict[int, list[str]]:
     """The coarsest module paths whose parameters all lie in one group, per group."""
-    gid_of = dict(zip(names, gids))
+    gid_of = dict(zip(names, gids, strict=True))
     below: dict[str, set[int]] = {}
     for path, module in reversed(modules):
         original = bnp.original_of(module)
@@ -455,10 +455,10 @@ def layer_groups(model: nn.Module, fine: bool = False) -> list[LayerGroup]:
     has_head = any(head_mask)
     if has_head:
         last = max(gids)
-        head_gids = {g for g, is_head in zip(gids, head_mask) if is_head}
+        head_gids = {g for g, is_head in zip(gids, head_mask, strict=True) if is_head}
         if head_gids != {last}:
             # timm put (part of) the classifier among the backbone: give it a group of its own
-            gids = [last + 1 if is_head else g for g, is_head in zip(gids, head_mask)]
+            gids = [last + 1 if is_head else g for g, is_head in zip(gids, head_mask, strict=True)]
     # renumber densely in stem-to-head order
     dense = {g: i for i, g in enumerate(sorted(set(gids)))}
     gids = [dense[g] for g in gids]
@@ -467,11 +467,11 @@ def layer_groups(model: nn.Module, fine: bool = False) -> list[LayerGroup]:
     covers = _cover(model, names, gids, modules)
     per_group_names: list[list[str]] = [[] for _ in range(count)]
     per_group_size = [0] * count
-    for (name, p, _), g in zip(named, gids):
+    for (name, p, _), g in zip(named, gids, strict=True):
         per_group_names[g].append(name)
         per_group_size[g] += p.numel()
     path_sizes: dict[str, int] = {}
-    for (name, p, _), g in zip(named, gids):
+    for (name, p, _), g in zip(named, gids, strict=True):
         for path in covers.get(g, ()):
             if _under(name, path):
                 path_sizes[path] = path_sizes.get(path, 0) + p.numel()
@@ -648,9 +648,8 @@ def _apply(model: nn.Module, selection: list[tuple[str, bool]], trainable: bool,
                 bnp.lock_eval(m)
             elif bn == "train":
                 bnp.unlock(m, training=model.training)
-            elif bnp.original_of(m) is None:
-                if bnp.swap_frozen(model, npath, m) is None:
-                    bnp.lock_eval(m)
+            elif bnp.original_of(m) is None and bnp.swap_frozen(model, npath, m) is None:
+                bnp.lock_eval(m)
 
 
 def freeze(model: nn.Module, modules: Any = None, bn: str = "eval") -> None:
