@@ -1,0 +1,236 @@
+"""TrainingDashboard without a browser: what it shows for a real run, and what travels."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import tlwidgets as tlw
+from tlwidgets.training.events import TrainerEvent
+from tlwidgets.widgets._series import LossSeries, decimate_minmax, decimate_stride
+from tlwidgets.widgets._traffic import record_traffic
+from tlwidgets.widgets.dashboard import TrainingDashboard, recorded_runs
+
+
+# ---------------------------------------------------------------- series
+def test_minmax_decimation_bounds_points_and_keeps_spikes():
+    x = np.arange(20_000, dtype=float)
+    y = np.ones_like(x)
+    y[12_345] = 50.0  # one spike in a long run must stay visible
+    xd, yd = decimate_minmax(x, y, 1000)
+    assert len(xd) <= 1002
+    assert 50.0 in yd and xd[-1] == 19_999
+    assert np.all(np.diff(xd) > 0)
+
+
+def test_stride_decimation_keeps_ends():
+    xd, yd = decimate_stride(np.arange(5000.0), np.arange(5000.0) * 2, 300)
+    assert len(xd) == 300 and xd[0] == 0 and xd[-1] == 4999
+    assert np.array_equal(yd, xd * 2)
+
+
+def test_debiased_moving_average_matches_the_formula():
+    values = [2.0, 1.0, 0.5, 0.25]
+    s = LossSeries(beta=0.9)
+    for i, v in enumerate(values):
+        s.append(i, v)
+    avg, expected = 0.0, []
+    for t, v in enumerate(values, start=1):
+        avg = 0.9 * avg + 0.1 * v
+        expected.append(avg / (1 - 0.9**t))
+    assert np.allclose(s.arrays()[2], expected)
+    # debiasing: the first smoothed value is the first loss, not a tenth of it
+    assert s.arrays()[2][0] == pytest.approx(2.0)
+
+
+def test_non_finite_losses_do_not_poison_the_smoothed_line():
+    s = LossSeries(beta=0.5)
+    for i, v in enumerate([1.0, math.nan, 1.0]):
+        s.append(i, v)
+    assert np.allclose(s.arrays()[2], [1.0, 1.0, 1.0])
+
+
+# ---------------------------------------------------------------- a real run
+def _data(n=48, classes=3, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.random((n, 3, size, size), dtype=np.float32) * 0.2
+    for c in range(classes):  # a class is a bright channel: learnable in a few steps
+        images[labels == c, c] += 0.8
+    return images, labels
+
+
+@pytest.fixture
+def trainer_factory(tmp_path):
+    torch.manual_seed(0)
+
+    def make(epochs=2, lr=3e-3, **kw):
+        model = tlw.create_model("test_resnet", num_classes=3, weights="none")
+        images, labels = _data()
+        data = tlw.ImageData.from_arrays(images, labels, classes=["r", "g", "b"],
+                                         valid_pct=0.25, batch_size=8, model=model, img_size=32)
+        return tlw.Trainer(model, data, epochs=epochs, lr=lr, run_dir=tmp_path / f"run{time.time_ns()}",
+                           cache_features=False, **kw)
+
+    return make
+
+
+def _wait_state(dash, state, timeout=60):
+    deadline = time.monotonic() + timeout
+    while dash.controls.state != state and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert dash.controls.state == state
+
+
+def test_dashboard_shows_a_finished_run(trainer_factory):
+    trainer = trainer_factory(epochs=2)
+    with record_traffic():
+        dash = TrainingDashboard(trainer, mistakes=4)
+        trainer.fit()
+        _wait_state(dash, "finished")
+        deadline = time.monotonic() + 60
+        while dash.evaluation is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    steps = len(trainer.steps)
+    assert steps > 0
+    assert len(dash.raw_line.y) == steps  # short run: nothing decimated
+    assert len(dash.smooth_line.y) == steps
+    assert np.allclose(dash.acc_line.y, trainer.history["accuracy"].to_numpy(), atol=1e-6)
+    assert len(dash.valid_line.y) == 2 and len(dash.epoch_marks.x) == 2
+    assert dash.progress.value == dash.progress.max == steps
+    assert "epoch 2/2" in dash.progress_label.value
+    assert dash.epoch_table.value.count("<tr>") == 3  # header + 2 epochs
+    assert dash.lr_line.y.ndim in (1, 2) and len(dash.lr_line.x) == steps
+    # evaluation view: a confusion matrix over the 3 classes
+    assert dash.evaluation is not None
+    heatmaps = [m for child in _walk(dash.eval_box) for m in getattr(child, "marks", [])
+                if type(m).__name__ == "GridHeatMap"]
+    assert heatmaps and heatmaps[0].color.shape == (3, 3)
+    assert heatmaps[0].color.sum() == len(trainer.data.valid_ds)
+    dash.close()
+
+
+def _walk(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _walk(child)
+
+
+def test_buttons_drive_the_trainer(trainer_factory):
+    trainer = trainer_factory(epochs=30)
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        dash.epochs_input.value = 20
+        dash.controls.press("start")
+        assert trainer.epochs == 20  # edited before starting
+        _wait_state(dash, "running")
+        assert dash.epochs_input.disabled  # no edits while it runs
+        dash.controls.press("pause")
+        _wait_state(dash, "paused")
+        step = trainer.progress()["step"]
+        time.sleep(0.5)
+        assert trainer.progress()["step"] == step
+        dash.controls.press("resume")
+        _wait_state(dash, "running")
+        dash.controls.press("stop")
+        trainer.wait(timeout=60)
+        _wait_state(dash, "stopped")
+    assert not dash.epochs_input.disabled
+    # the model is intact and usable after a stop
+    with torch.no_grad():
+        out = trainer.model.eval()(torch.zeros(1, 3, 32, 32))
+    assert torch.isfinite(out).all()
+    dash.close()
+
+
+def test_a_failed_run_shows_its_error_and_keeps_the_curves(trainer_factory):
+    trainer = trainer_factory(epochs=3, lr=1e6)  # diverges to a non-finite loss
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        trainer.start()
+        trainer.wait(timeout=120)
+        _wait_state(dash, "failed")
+        time.sleep(0.3)
+    assert trainer.state == "failed"
+    assert dash.error_box.layout.display == "block"
+    assert "Training failed" in dash.error_box.value
+    assert "step" in dash.error_box.value.lower()
+    assert len(dash.raw_line.y) >= 1  # the curve so far stays
+    dash.close()
+
+
+def test_errors_are_escaped_not_rendered_as_html(trainer_factory):
+    trainer = trainer_factory()
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        dash._on_event(TrainerEvent("error", {"message": "<img src=x onerror=alert(1)>"}))
+        dash.flush()
+    assert "<img" not in dash.error_box.value
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dash.error_box.value
+    dash.close()
+
+
+def test_long_runs_are_decimated_and_traffic_per_refresh_is_bounded(trainer_factory):
+    trainer = trainer_factory()
+    with record_traffic() as traffic:
+        dash = TrainingDashboard(trainer, evaluate=False, max_points=1000)
+        dash._publisher.close()  # drive flushes by hand
+        for step in range(1, 50_001):
+            dash._on_event(TrainerEvent("step", {"step": step, "loss": 1 + math.sin(step),
+                                                 "lrs": [1e-4, 1e-3]}))
+        traffic.reset()
+        dash.flush()
+        first = traffic.bytes
+        for step in range(50_001, 50_101):
+            dash._on_event(TrainerEvent("step", {"step": step, "loss": 1.0, "lrs": [1e-4, 1e-3]}))
+        traffic.reset()
+        dash.flush(final=False)
+        refresh = traffic.bytes
+    assert len(dash.raw_line.x) <= 1002
+    assert len(dash.smooth_line.x) <= 500
+    assert len(dash.lr_line.x) <= 250
+    # float32 binary: a refresh of a 50,000-step run stays near 12 KB, however long the run
+    assert first < 20_000 and refresh < 16_000, (first, refresh)
+    assert dash.raw_line.x.dtype == np.float32
+    dash.close()
+
+
+def test_earlier_runs_can_be_overlaid(trainer_factory):
+    first = trainer_factory(epochs=1)
+    with record_traffic():
+        dash1 = TrainingDashboard(first, label="pretrained", evaluate=False)
+        first.fit()
+        _wait_state(dash1, "finished")
+        time.sleep(0.2)
+        assert any(r.label.startswith("pretrained") for r in recorded_runs())
+
+        second = trainer_factory(epochs=1)
+        dash2 = TrainingDashboard(second, label="scratch", compare=[first], evaluate=False)
+        # one overlaid run: one dashed line (bqplot squeezes a single line to 1-D)
+        assert dash2.compare_loss.y.ndim == 1 and len(dash2.compare_loss.y) == len(first.steps)
+        assert dash2.compare_acc.y[0] == pytest.approx(first.history["accuracy"].iloc[0])
+        labels = [label for label, _ in dash2.compare_select.options]
+        assert any(label.startswith("pretrained") for label in labels)
+        dash2.compare_select.value = ()
+        dash2.flush()
+        assert len(dash2.compare_loss.y) == 0
+    dash1.close()
+    dash2.close()
+
+
+def test_bad_arguments_say_what_to_do(trainer_factory):
+    with pytest.raises(tlw.ConfigError, match="tlw.Trainer"):
+        TrainingDashboard(object())
+    trainer = trainer_factory()
+    with record_traffic(), pytest.raises(tlw.ConfigError, match="refresh_hz"):
+        TrainingDashboard(trainer, refresh_hz=100)
+    with record_traffic(), pytest.raises(tlw.ConfigError, match="No ended run"):
+        dash = TrainingDashboard(trainer, evaluate=False)
+        try:
+            dash.compare("no such run")
+        finally:
+            dash.close()
