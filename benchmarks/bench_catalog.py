@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -73,7 +74,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"python {platform.python_version()} on {platform.machine()}, "
-          f"{args.repeats} fresh interpreters per cold figure, {args.calls} warm calls")
+          f"{args.repeats} fresh interpreters per cold figure, {args.calls} warm calls, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings scale with it)")
 
     plain = [run_fresh(PLAIN_COLD) for _ in range(args.repeats)]
     split = [run_fresh(COLD.format(import_timm=False)) for _ in range(args.repeats)]
