@@ -56,7 +56,9 @@ PRESETS: dict[str, str] = {
     "none": "train nothing (pure feature extraction / inference); everything is frozen",
 }
 
+#: What freeze()/unfreeze() accept: one of these, a list of them, or None for the whole model.
 Selectable = Union[str, nn.Module, nn.Parameter, "LayerGroup"]
+Selection = Union[Selectable, Iterable[Selectable], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,7 +255,7 @@ class LayerGroup:
     name: str
     index: int
     paths: list[str]
-    param_names: list[str]
+    param_names: list[str] = field(repr=False)
     params: int
     _model: weakref.ref = field(repr=False, compare=False)
 
@@ -652,7 +654,7 @@ def _apply(model: nn.Module, selection: list[tuple[str, bool]], trainable: bool,
                 bnp.lock_eval(m)
 
 
-def freeze(model: nn.Module, modules: Any = None, bn: str = "eval") -> None:
+def freeze(model: nn.Module, modules: Selection = None, bn: str = "eval") -> None:
     """Freeze ``modules`` of ``model`` (all of it by default).
 
     ``modules`` is a dotted path (``"layer1.0"``), a module or parameter of the model, a
@@ -674,7 +676,7 @@ def freeze(model: nn.Module, modules: Any = None, bn: str = "eval") -> None:
         _apply(model, selection, trainable=False, bn=bn)
 
 
-def unfreeze(model: nn.Module, modules: Any = None) -> None:
+def unfreeze(model: nn.Module, modules: Selection = None) -> None:
     """Make ``modules`` (all of the model by default) trainable again, BatchNorm layers included.
 
     BatchNorm layers get back their normal behaviour (and their original class if the
