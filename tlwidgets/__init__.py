@@ -61,6 +61,8 @@ _LAZY = {
     "freeze_version": ".freeze",
     # training and evaluation
     "Trainer": ".training",
+    "TrainerEvent": ".training",
+    "LRFindResult": ".training",
     "Evaluation": ".evaluation",
     # widgets (the only names that import ipywidgets)
     "RunControls": ".widgets",

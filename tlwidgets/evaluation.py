@@ -43,7 +43,7 @@ class Evaluation:
     >>> import torch
     >>> ev = Evaluation(torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]]),
     ...                 torch.tensor([0, 1, 1]), ["cat", "dog"])
-    >>> round(ev.accuracy, 3), ev.confusion.loc["dog", "cat"]
+    >>> round(ev.accuracy, 3), int(ev.confusion.loc["dog", "cat"])
     (0.667, 1)
     """
 

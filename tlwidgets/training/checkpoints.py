@@ -32,7 +32,9 @@ from safetensors.torch import load_model, save_model
 
 from ..errors import TrainingError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "atomic_write", "checkpoint_paths"]
+__all__ = [
+    "save_checkpoint", "load_checkpoint", "link_checkpoint", "atomic_write", "checkpoint_paths"
+]
 
 
 def checkpoint_paths(folder: str | os.PathLike, name: str) -> tuple[Path, Path]:
@@ -90,6 +92,29 @@ def save_checkpoint(
     atomic_write(weights_path, lambda tmp: save_model(model, tmp))
     atomic_write(state_path, lambda tmp: torch.save(_plain(state), tmp))
     return weights_path, state_path
+
+
+def link_checkpoint(folder: str | os.PathLike, source: str, name: str) -> None:
+    """Make checkpoint ``name`` the same files as ``source`` (hard links, else copies), atomically.
+
+    >>> import torch, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> _ = save_checkpoint(folder, "last", torch.nn.Linear(2, 2), {"epoch": 4})
+    >>> link_checkpoint(folder, "last", "best")
+    >>> load_checkpoint(folder, "best")["epoch"]
+    4
+    """
+    import shutil
+
+    for src, dst in zip(checkpoint_paths(folder, source), checkpoint_paths(folder, name)):
+        def place(tmp: str, src: Path = src) -> None:
+            os.unlink(tmp)
+            try:
+                os.link(src, tmp)
+            except OSError:  # file systems without hard links
+                shutil.copyfile(src, tmp)
+
+        atomic_write(dst, place)
 
 
 def load_checkpoint(

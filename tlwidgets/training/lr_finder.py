@@ -30,8 +30,9 @@ def valley(lrs: list[float], losses: list[float]) -> float:
     """fastai's ``valley`` suggestion: find the longest decreasing run of the loss and take the
     point ``int(len/3) + int(len/6)`` steps into it (about half-way down the valley).
 
-    >>> valley([1e-4, 1e-3, 1e-2, 1e-1], [2.0, 1.5, 1.0, 3.0])
-    0.001
+    >>> lrs = [10 ** (-6 + i / 2) for i in range(10)]
+    >>> valley(lrs, [2.0, 1.9, 1.7, 1.4, 1.0, 0.7, 0.5, 0.6, 1.5, 4.0])
+    1e-05
     """
     n = len(losses)
     if n == 0:

@@ -64,7 +64,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, NothingTrainableError, TrainerStateError, TrainingError
-from .checkpoints import atomic_write, load_checkpoint, save_checkpoint
+from .checkpoints import atomic_write, link_checkpoint, load_checkpoint, save_checkpoint
 from .events import EventBus, SubscriberError, TrainerEvent
 from .feature_cache import CacheDecision, FeatureCache, cache_decision
 from .schedules import SCHEDULES, Schedule
@@ -1248,8 +1248,11 @@ class Trainer:
         better = self._improves(value, self._best, _METRICS[self.metric], 0.0)
         if better:
             self._best = value
-            self._save_checkpoint("best")
         self._save_checkpoint("last")
+        if better:
+            # "best" is this epoch's "last": a hard link costs no second write of the weights
+            # (the next "last" is a new file, so the link keeps these bytes).
+            link_checkpoint(self.run_dir / "checkpoints", "last", "best")
         es = self.early_stopping
         if es is None:
             return False

@@ -1,0 +1,72 @@
+"""Feature cache: a head-only epoch without the cache divided by one with it (target >= 10x).
+
+EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``, random init: the speed does not depend on
+the weights) at 128 px, everything but the classifier frozen (BN policy "eval"), on the offline
+sample photos (``tlw.sample_data``, augmentation off so the cache applies). Each trainer runs
+three epochs; the first epoch of the cached run also computes the features, so the figure
+compares the epochs after the first (training plus validation, as the history's ``seconds``).
+Runs alternate between the two settings; the medians are compared.
+
+Run: ``.venv/bin/python benchmarks/bench_feature_cache.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import tempfile
+
+import timm
+import torch
+
+import tlwidgets as tlw
+from tlwidgets.training import Trainer
+
+TARGET = 10.0
+
+
+def epoch_seconds(model: torch.nn.Module, data: tlw.ImageData, cache: bool, epochs: int
+                  ) -> tuple[list[float], float]:
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(model, data, lr=1e-3, epochs=epochs, cache_features=cache,
+                          run_dir=run_dir)
+        trainer.fit()
+        assert (trainer._cache is not None) == cache
+        h = trainer.history
+        return h["seconds"].tolist(), float(h["accuracy"].iloc[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--img-size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    base = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=4)
+    tlw.freeze_to(base, -1)
+    data = tlw.sample_data(model=base, img_size=args.img_size, augment="none")
+    print(f"tf_efficientnet_lite0 (random init) {args.img_size}px, head only, "
+          f"{len(data.train_items)} train / {len(data.valid_items)} valid images, "
+          f"batch {data.batch_size}, {args.epochs} epochs per run, torch threads "
+          f"{torch.get_num_threads()}")
+    later: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(args.rounds):
+        for cache in ([False, True] if r % 2 == 0 else [True, False]):
+            secs, acc = epoch_seconds(copy.deepcopy(base), data, cache, args.epochs)
+            later[cache].extend(secs[1:])
+            print(f"  round {r + 1}, cache={cache}: epoch seconds "
+                  f"{', '.join(f'{s:.3f}' for s in secs)} (first epoch of the cached run "
+                  f"includes computing the features); final accuracy {acc:.3f}")
+    without, with_cache = statistics.median(later[False]), statistics.median(later[True])
+    ratio = without / with_cache
+    print(f"median epoch after the first: without cache {without:.3f} s, with cache "
+          f"{with_cache:.4f} s")
+    print(f"ratio without / with cache = {ratio:.1f}x (target >= {TARGET:.0f}x): "
+          f"{'PASS' if ratio >= TARGET else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
