@@ -293,7 +293,13 @@ def test_transforms_follow_the_models_pretrained_cfg(tmp_path):
     small = data.with_model(vit)
     assert small.valid_items == data.valid_items
     imagenet = ImageData.from_folder(tmp_path, img_size=48, augment="none")
-    re_derived = imagenet.with_model(vit)
+    # a ViT takes other sizes only when built with dynamic_img_size=True
+    with pytest.raises(DataError, match="accepts only 224x224"):
+        imagenet.with_model(vit)
+    vit_any_size = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=2, dynamic_img_size=True
+    )
+    re_derived = imagenet.with_model(vit_any_size)
     assert re_derived.img_size == 48  # the explicit img_size survives the model change
     assert re_derived.mean == (0.5, 0.5, 0.5)
     assert re_derived.valid_items == imagenet.valid_items
@@ -388,7 +394,9 @@ def test_from_arrays_grayscale_string_labels_model_and_img_size():
     assert x.shape == (3, 20, 20)
     assert torch.allclose(x[0] * IMAGENET_STD[0] + IMAGENET_MEAN[0],
                           x[1] * IMAGENET_STD[1] + IMAGENET_MEAN[1], atol=1e-5)
-    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2)
+    vit = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=2, dynamic_img_size=True
+    )
     with_vit = ImageData.from_arrays(gray, labels, model=vit, img_size=32)
     assert with_vit.mean == (0.5, 0.5, 0.5)
     assert with_vit.valid_ds[0][0].shape == (3, 32, 32)
@@ -586,3 +594,16 @@ def test_datasets_survive_pickling_for_spawned_loader_workers(tmp_path):
     assert x.shape == (3, 32, 32) and y == data.train_items[0][1]
     workers = ImageData.from_folder(tmp_path, img_size=32, num_workers=1)
     assert sum(len(yb) for _, yb in workers.train_loader()) == len(workers.train_items)
+
+
+def test_a_vit_built_for_another_size_gets_that_size(tmp_path):
+    import timm
+
+    _make_folder(tmp_path, {"a": 2, "b": 2})
+    vit64 = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=64, num_classes=2)
+    data = ImageData.from_folder(tmp_path, model=vit64)
+    assert data.img_size == 64  # not the 224 of its pretrained cfg, which the model would reject
+    xb, _ = next(iter(data.valid_loader()))
+    assert vit64(xb).shape == (len(xb), 2)
+    with pytest.raises(DataError, match="accepts only 64x64.*img_size=64"):
+        ImageData.from_folder(tmp_path, model=vit64, img_size=32)

@@ -171,9 +171,34 @@ def resolve_data_config(model: Any = None, img_size: int | None = None) -> dict[
     cfg["mean"] = tuple(float(v) for v in cfg["mean"])
     cfg["std"] = tuple(float(v) for v in cfg["std"])
     cfg["input_size"] = tuple(int(v) for v in cfg["input_size"])
+    fixed = _fixed_input_size(model)
+    if fixed is not None:
+        # a ViT-style model built with img_size=N accepts only N x N, whatever its pretrained
+        # cfg says; feeding it the cfg's size would fail deep inside the patch embedding
+        if img_size is not None and (int(img_size), int(img_size)) != fixed:
+            raise DataError(
+                f"img_size={img_size} does not fit the model, which accepts only "
+                f"{fixed[0]}x{fixed[1]} images; pass img_size={fixed[0]} or create the model "
+                "with dynamic_img_size=True."
+            )
+        cfg["input_size"] = (cfg["input_size"][0], *fixed)
     if img_size is not None:
         cfg["input_size"] = (cfg["input_size"][0], int(img_size), int(img_size))
     return cfg
+
+
+def _fixed_input_size(model: Any) -> tuple[int, int] | None:
+    """(H, W) when a timm model only accepts one input size (strict patch embedding)."""
+    embed = getattr(model, "patch_embed", None) if isinstance(model, torch.nn.Module) else None
+    if embed is None or not getattr(embed, "strict_img_size", False):
+        return None
+    if getattr(embed, "dynamic_img_pad", False):
+        return None
+    size = getattr(embed, "img_size", None)
+    if size is None:
+        return None
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    return int(h), int(w)
 
 
 def _check_augment(augment: Any) -> str:
