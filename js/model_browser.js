@@ -95,6 +95,8 @@ function render({ model, el }) {
       cols.tag[i] = dot < 0 ? "" : name.slice(dot + 1);
     }
   }
+  // a filter over a column the catalog does not have is not offered
+  const present = new Set(Object.keys(cols));
   for (const key of ["family", "pretrain", "license"]) if (!cols[key]) cols[key] = new Array(n).fill(null);
   const index = searchIndex(cols, n);
   const rowOf = new Map();
@@ -141,15 +143,21 @@ function render({ model, el }) {
   const pMax = h("input", { type: "number", min: "0", step: "any", placeholder: "max", "aria-label": "Maximum parameters (millions)" });
   const labelled = (text, ...controls) => h("label", {}, [...controls, document.createTextNode(text)]);
   root.appendChild(
-    h("div", { class: "tlw-mb-filters" }, [
-      familySel,
-      pretrainSel,
-      licenseSel,
-      labelled("commercial use allowed", commercial),
-      h("label", {}, [document.createTextNode("Params (M)"), pMin, document.createTextNode("–"), pMax]),
-      sizeSel,
-      labelled("available offline", offline),
-    ]),
+    h(
+      "div",
+      { class: "tlw-mb-filters" },
+      [
+        ["family", familySel],
+        ["pretrain", pretrainSel],
+        ["license", licenseSel],
+        ["noncommercial", labelled("commercial use allowed", commercial)],
+        ["params_m", h("label", {}, [document.createTextNode("Params (M)"), pMin, document.createTextNode("–"), pMax])],
+        ["img_size", sizeSel],
+        ["cached", labelled("available offline", offline)],
+      ]
+        .filter(([key]) => present.has(key))
+        .map(([, control]) => control),
+    ),
   );
   const note = h("div", { class: "tlw-mb-note", role: "status" });
   root.appendChild(note);
@@ -473,16 +481,24 @@ function render({ model, el }) {
   // ---- state changes ------------------------------------------------------------------------
   // all rows in the current sort order; a filter change only walks it (see filterRows)
   let sortedAll = null;
+  // Where the last refresh spent its time (ms), reported with each timing entry.
+  const phases = { filter: 0, table: 0, plot: 0 };
   function refresh() {
+    let t = performance.now();
     if (!sortedAll) sortedAll = sortRows(Int32Array.from({ length: n }, (_, i) => i), cols, sort.key, sort.dir);
     order = filterRows(cols, n, filters, index, sortedAll);
     const selPos = positionOf(order, selectedRow);
     if (cursor >= order.length || cursor < 0) cursor = selPos;
+    phases.filter = performance.now() - t;
+    t = performance.now();
     drawHead();
     drawCount();
     drawRows();
     drawDetails();
+    phases.table = performance.now() - t;
+    t = performance.now();
     drawPlot();
+    phases.plot = performance.now() - t;
   }
 
   // Re-runs the filter and forces layout, so the figure includes the browser's style and layout
@@ -492,7 +508,7 @@ function render({ model, el }) {
     refresh();
     void viewport.offsetHeight;
     const ms = performance.now() - t;
-    recordTiming({ view: viewId, kind, ms, shown: order.length, rowsInDom: pool.length, ...extra });
+    recordTiming({ view: viewId, kind, ms, ...phases, shown: order.length, rowsInDom: pool.length, ...extra });
     root.dataset.lastFilterMs = ms.toFixed(2);
     return ms;
   }

@@ -14,15 +14,35 @@ import pytest
 import tlwidgets as tlw
 from tlwidgets.widgets.model_browser import ModelBrowser, encode_catalog
 
-NUMERIC = ["params_m", "gmacs", "img_size", "top1", "top5", "gpu_img_s", "cpu_img_s", "crop_pct", "num_classes"]
+NUMERIC = [
+    "params_m",
+    "gmacs",
+    "img_size",
+    "top1",
+    "top5",
+    "gpu_img_s",
+    "cpu_img_s",
+    "crop_pct",
+    "num_classes",
+]
 
 
 def small_catalog() -> pd.DataFrame:
     """Four rows shaped like tlw.catalog(), with the awkward cases: NaN, None, lists, odd names."""
     return pd.DataFrame(
         {
-            "name": ["resnet18.a1_in1k", "vit_base_patch16_224.augreg_in21k", "convnext_tiny.fb_in22k", "<img src=x onerror=alert(1)>.evil"],
-            "architecture": ["resnet18", "vit_base_patch16_224", "convnext_tiny", "<img src=x onerror=alert(1)>"],
+            "name": [
+                "resnet18.a1_in1k",
+                "vit_base_patch16_224.augreg_in21k",
+                "convnext_tiny.fb_in22k",
+                "<img src=x onerror=alert(1)>.evil",
+            ],
+            "architecture": [
+                "resnet18",
+                "vit_base_patch16_224",
+                "convnext_tiny",
+                "<img src=x onerror=alert(1)>",
+            ],
             "tag": ["a1_in1k", "augreg_in21k", "fb_in22k", "evil"],
             "family": ["resnet", "vit", "convnext", "resnet"],
             "pretrain": ["in1k", "in21k", "in22k", None],
@@ -36,12 +56,22 @@ def small_catalog() -> pd.DataFrame:
             "license": ["apache-2.0", "apache-2.0", "cc-by-nc-4.0", None],
             "noncommercial": [False, False, True, False],
             "cached": [True, False, False, False],
-            "hf_hub_id": ["timm/resnet18.a1_in1k", "google/vit-base", "timm/convnext_tiny.fb_in22k", None],
+            "hf_hub_id": [
+                "timm/resnet18.a1_in1k",
+                "google/vit-base",
+                "timm/convnext_tiny.fb_in22k",
+                None,
+            ],
             "mean": [(0.485, 0.456, 0.406), (0.5, 0.5, 0.5), (0.485, 0.456, 0.406), None],
             "std": [(0.229, 0.224, 0.225), (0.5, 0.5, 0.5), (0.229, 0.224, 0.225), None],
             "crop_pct": [0.95, 0.9, 0.875, math.nan],
             "interpolation": ["bicubic", "bicubic", "bicubic", "bilinear"],
-            "paper_ids": ["arXiv:2110.00476", ["arXiv:2106.10270", "arXiv:2010.11929v2"], None, "evil"],
+            "paper_ids": [
+                "arXiv:2110.00476",
+                ["arXiv:2106.10270", "arXiv:2010.11929v2"],
+                None,
+                "evil",
+            ],
             "num_classes": [1000, 21843, 21841, 2],
         }
     )
@@ -112,19 +142,27 @@ def opening(comm_: RecordingComm) -> tuple[dict, int, int]:
     buffers = comm_.opened["buffers"]
     json_bytes = len(json.dumps(data).encode())
     binary_bytes = sum(memoryview(b).nbytes for b in buffers)
-    return decode(json.loads(json.dumps(data["state"])), data["buffer_paths"], buffers), json_bytes, binary_bytes
+    return (
+        decode(json.loads(json.dumps(data["state"])), data["buffer_paths"], buffers),
+        json_bytes,
+        binary_bytes,
+    )
 
 
 def assert_round_trip(frame: pd.DataFrame, got: dict[str, Any]) -> None:
     assert got["name"] == frame["name"].tolist()
     for key in NUMERIC:
-        expected = pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=np.float64).astype(np.float32)
+        expected = (
+            pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=np.float64).astype(np.float32)
+        )
         np.testing.assert_array_equal(got[key], expected, err_msg=key)  # NaN == NaN here
         assert got[key].dtype == np.float32
     for key in ("noncommercial", "cached"):
         assert got[key].tolist() == [int(bool(v)) for v in frame[key]]
     for key in ("family", "pretrain", "license", "interpolation", "hf_hub_id"):
-        assert got[key] == [None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in frame[key]], key
+        assert got[key] == [
+            None if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in frame[key]
+        ], key
 
 
 def test_the_payload_round_trips_every_column(comms):
@@ -133,7 +171,12 @@ def test_the_payload_round_trips_every_column(comms):
     got, _, _ = opening(comms[-1])
     assert_round_trip(frame, got)
     # lists of paper ids travel as one text; missing as null
-    assert got["paper_ids"] == ["arXiv:2110.00476", "arXiv:2106.10270, arXiv:2010.11929v2", None, "evil"]
+    assert got["paper_ids"] == [
+        "arXiv:2110.00476",
+        "arXiv:2106.10270, arXiv:2010.11929v2",
+        None,
+        "evil",
+    ]
     np.testing.assert_allclose(got["mean"][0], [0.485, 0.456, 0.406], rtol=1e-6)
     assert np.isnan(got["std"][3]).all()
     # names are "arch.tag", so the halves do not travel a second time
@@ -175,7 +218,7 @@ def test_the_whole_catalog_travels_once_well_under_a_megabyte(comms):
     assert total < 512 * 1024
     # selecting a model sends only the name, not the catalog again
     browser.selected = frame["name"].iloc[10]
-    (update, buffers), = comms[-1].messages
+    ((update, buffers),) = comms[-1].messages
     assert update["state"] == {"selected": frame["name"].iloc[10]} and buffers == []
 
 
@@ -183,7 +226,10 @@ def test_selected_accepts_catalog_names_and_rejects_others_with_a_hint():
     browser = ModelBrowser(catalog=small_catalog(), selected="resnet18.a1_in1k")
     assert browser.selected == "resnet18.a1_in1k"
     assert browser.selected_row["top1"] == pytest.approx(71.49)
-    with pytest.raises(tlw.ModelNotFoundError, match=r"'resnet18\.a1_in1kk' is not in this browser's catalog.*Did you mean 'resnet18\.a1_in1k'"):
+    with pytest.raises(
+        tlw.ModelNotFoundError,
+        match=r"'resnet18\.a1_in1kk' is not in this browser's catalog.*Did you mean 'resnet18\.a1_in1k'",
+    ):
         browser.selected = "resnet18.a1_in1kk"
     assert browser.selected == "resnet18.a1_in1k"
     browser.selected = ""
@@ -206,7 +252,9 @@ def test_catalogs_that_cannot_be_shown_are_refused_with_a_fix():
         ModelBrowser(catalog=[{"name": "resnet18.a1_in1k"}])
     with pytest.raises(tlw.ConfigError, match="no 'name' column"):
         ModelBrowser(catalog=pd.DataFrame({"model": ["resnet18"]}))
-    with pytest.raises(tlw.ConfigError, match=r"names resnet18\.a1_in1k more than once.*drop_duplicates"):
+    with pytest.raises(
+        tlw.ConfigError, match=r"names resnet18\.a1_in1k more than once.*drop_duplicates"
+    ):
         ModelBrowser(catalog=pd.DataFrame({"name": ["resnet18.a1_in1k", "resnet18.a1_in1k"]}))
     with pytest.raises(tlw.ConfigError, match="rows without a name"):
         ModelBrowser(catalog=pd.DataFrame({"name": ["resnet18.a1_in1k", None]}))

@@ -148,23 +148,26 @@ export function filterRows(cols, n, f, index, within) {
   let k = 0;
   const params = cols.params_m;
   const img = cols.img_size;
+  const noncommercial = cols.noncommercial;
+  const cached = cols.cached;
   const lo = Number.isNaN(f.paramsMin) ? -Infinity : f.paramsMin;
   const hi = Number.isNaN(f.paramsMax) ? Infinity : f.paramsMax;
   const paramsActive = lo !== -Infinity || hi !== Infinity;
   const m = within ? within.length : n;
   for (let j = 0; j < m; j++) {
     const i = within ? within[j] : j;
-    if (f.family && cols.family[i] !== f.family) continue;
-    if (f.pretrain && cols.pretrain[i] !== f.pretrain) continue;
-    if (f.license && cols.license[i] !== f.license) continue;
-    if (f.commercial && cols.noncommercial[i] !== 0) continue;
-    if (f.offline && cols.cached[i] !== 1) continue;
+    if (f.family && (!cols.family || cols.family[i] !== f.family)) continue;
+    if (f.pretrain && (!cols.pretrain || cols.pretrain[i] !== f.pretrain)) continue;
+    if (f.license && (!cols.license || cols.license[i] !== f.license)) continue;
+    // a catalog without the column says nothing about the row, so it cannot pass these filters
+    if (f.commercial && (!noncommercial || noncommercial[i] !== 0)) continue;
+    if (f.offline && (!cached || cached[i] !== 1)) continue;
     if (paramsActive) {
-      const p = params[i];
+      const p = params ? params[i] : NaN;
       // a model of unknown size cannot be shown to fit a size range
       if (!(p >= lo && p <= hi)) continue;
     }
-    if (!Number.isNaN(f.imgSize) && img[i] !== f.imgSize) continue;
+    if (!Number.isNaN(f.imgSize) && (!img || img[i] !== f.imgSize)) continue;
     if (search && !search(index.names[i], index.families[i])) continue;
     out[k++] = i;
   }

@@ -134,6 +134,17 @@ test("filterRows keeps the order of a pre-sorted row list", () => {
   assert.deepEqual(names(cols, rows), ["resnet101.a1h_in1k", "resnet50.tv_in1k", "resnet18.a1_in1k"]);
 });
 
+test("a catalog without a filter's column passes no row through that filter", () => {
+  const { n, cols } = decodePayload({ n: 2, columns: { name: { kind: "str", values: ["a.x", "b.y"] } } });
+  const index = searchIndex(cols, n);
+  const f = emptyFilters();
+  assert.equal(filterRows(cols, n, f, index).length, 2);
+  assert.equal(filterRows(cols, n, { ...f, query: "a" }, index).length, 1);
+  for (const extra of [{ commercial: true }, { offline: true }, { paramsMin: 1 }, { imgSize: 224 }, { family: "vit" }]) {
+    assert.equal(filterRows(cols, n, { ...f, ...extra }, index).length, 0, JSON.stringify(extra));
+  }
+});
+
 test("filtersAreEmpty tells default filters from active ones", () => {
   assert.equal(filtersAreEmpty(emptyFilters()), true);
   assert.equal(filtersAreEmpty({ ...emptyFilters(), paramsMin: 3 }), false);

@@ -102,7 +102,9 @@ def _dictionary(values: Iterable[str | None]) -> dict[str, Any]:
 
 def _name_references(values: list[str | None], names: list[str], prefix: str) -> dict[str, Any]:
     # Nearly every hub id is "timm/" + the row's name: send 1 for those instead of the string.
-    refs: list[str | int | None] = [1 if v == prefix + name else v for v, name in zip(values, names)]
+    refs: list[str | int | None] = [
+        1 if v == prefix + name else v for v, name in zip(values, names)
+    ]
     return {"kind": "name_ref", "prefix": prefix, "values": refs}
 
 
@@ -149,7 +151,9 @@ def encode_catalog(frame: pd.DataFrame) -> dict[str, Any]:
             columns[key] = {"kind": "num", "dtype": "float32", "width": 3, "data": data.tobytes()}
     if all(key in frame for key in NAME_PART_COLUMNS):
         derived = [name.partition(".")[::2] for name in names]
-        given = list(zip((str(v) for v in frame["architecture"]), (_text(v) or "" for v in frame["tag"])))
+        given = list(
+            zip((str(v) for v in frame["architecture"]), (_text(v) or "" for v in frame["tag"]))
+        )
         if derived != given:
             for j, key in enumerate(NAME_PART_COLUMNS):
                 columns[key] = {"kind": "str", "values": [pair[j] for pair in given]}
