@@ -324,7 +324,7 @@ function render({ model, el }) {
     add("Speed", `GPU ${num("gpu_img_s", 0, " img/s")}   ·   CPU ${num("cpu_img_s", 1, " img/s")}`);
     const nc = cols.noncommercial && cols.noncommercial[i];
     add("Licence", `${str("license")}${nc ? " — non-commercial only" : ""}`, nc ? "tlw-mb-warn" : "");
-    add("Papers", str("paper_ids"));
+    add("Papers", (cols.paper_ids && cols.paper_ids[i]) || "none listed in timm's cfg");
     const cached = cols.cached && cols.cached[i];
     add(
       "Weights",
