@@ -538,6 +538,12 @@ def test_textures_sample_is_built_from_scikit_image_photographs_offline(tmp_path
     for src in meta["sources"]:
         assert (skdata / Path(src["file"]).name).is_file()
         assert src["licence"] in ("CC0", "public domain")
+    # the sources are scikit-image's own photographs, byte for byte (its registry of hashes)
+    from skimage.data._registry import registry
+
+    assert set(meta["source_sha256"]) == {s.file for s in _sample_data.TEXTURES}
+    for file, sha in meta["source_sha256"].items():
+        assert registry[f"data/{file}"] == sha
 
     # every crop is real photo content: its brightness matches its source photograph's
     for src in _sample_data.TEXTURES:

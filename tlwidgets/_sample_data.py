@@ -8,6 +8,7 @@ finished one.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -170,6 +171,19 @@ def _write_faces(out: Path) -> dict[str, object]:
 
 
 _BUILDERS = {"textures": (_write_textures, 0.2), "faces": (_write_faces, 0.2)}
+_SOURCE_FILES = {
+    "textures": tuple(src.file for src in TEXTURES),
+    "faces": ("lfw_subset.npy",),
+}
+
+
+def source_digest(name: str) -> str:
+    """sha256 over the scikit-image files a sample is cut from: part of the cache folder's
+    name, so a scikit-image release that changes a photo gets a freshly built sample."""
+    digest = hashlib.sha256()
+    for file in _SOURCE_FILES[name]:
+        digest.update(_source_file(file).read_bytes())
+    return digest.hexdigest()
 
 
 def materialise(name: str, cache_dir: str | os.PathLike[str] | None = None) -> tuple[Path, float]:
@@ -180,7 +194,7 @@ def materialise(name: str, cache_dir: str | os.PathLike[str] | None = None) -> t
         raise DataError(f"No sample dataset is named {name!r}; choose one of {listing}.")
     build, valid_pct = _BUILDERS[name]
     root = _writable_root(cache_dir)
-    target = root / f"{name}-v{_BUILD_VERSION}"
+    target = root / f"{name}-v{_BUILD_VERSION}-{source_digest(name)[:12]}"
     if (target / _DONE_MARKER).is_file():
         return target, valid_pct
     if target.exists():
@@ -188,7 +202,14 @@ def materialise(name: str, cache_dir: str | os.PathLike[str] | None = None) -> t
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-building-", dir=root))
     try:
         meta = build(tmp)
-        meta.update({"name": name, "version": _BUILD_VERSION})
+        meta.update({
+            "name": name,
+            "version": _BUILD_VERSION,
+            "source_sha256": {
+                f: hashlib.sha256(_source_file(f).read_bytes()).hexdigest()
+                for f in _SOURCE_FILES[name]
+            },
+        })
         (tmp / _DONE_MARKER).write_text(json.dumps(meta, indent=1))
         try:
             os.replace(tmp, target)
