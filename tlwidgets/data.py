@@ -95,8 +95,7 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
 
     Raises ``OSError``/``ValueError`` subclasses from PIL when the file cannot be decoded.
 
-    >>> img = load_rgb("photos/cat/001.jpg")   # doctest: +SKIP
-    >>> img.mode
+    >>> load_rgb("photos/cat/001.jpg").mode   # doctest: +SKIP
     'RGB'
     """
     with Image.open(path) as img:
@@ -842,7 +841,8 @@ class ImageData:
 
         Images are normalised with the model's mean/std (ImageNet's without a model) and
         resized to ``img_size`` if given, else to the model's input size if a model is given,
-        else kept at their own size.
+        else kept at their own size. They are kept in memory as one uint8 copy (float input is
+        rounded to 1/255 steps, which no image model notices).
 
         >>> import numpy as np, tlwidgets as tlw
         >>> x = np.random.rand(20, 32, 32, 3).astype("float32"); y = np.arange(20) % 2
