@@ -80,6 +80,8 @@ function render({ model, el }) {
   // ---- DOM skeleton -------------------------------------------------------------------------
   const root = h("div", "tlw-freeze-panel");
   root.dataset.viewId = viewId;
+  // Arrow keys, Space and Enter belong to the tree, not to JupyterLab's notebook shortcuts.
+  root.dataset.lmSuppressShortcuts = "true";
 
   const controls = h("div", "tlw-fp-controls");
   const sliderBox = h("label", "tlw-fp-slider");
@@ -119,7 +121,7 @@ function render({ model, el }) {
   viewport.setAttribute("aria-label", "Layer groups and modules; checked means trainable");
   const header = h("div", "tlw-fp-row tlw-fp-header");
   for (const [cls, text] of [
-    ["tlw-fp-name", "Layer group / module"],
+    ["tlw-fp-name", "Layer group / module (☑ trains)"],
     ["tlw-fp-type", "Type"],
     ["tlw-fp-num", "Params"],
     ["tlw-fp-num", "Trainable"],
@@ -194,6 +196,8 @@ function render({ model, el }) {
       const r = start + k;
       if (r >= end) {
         row.el.hidden = true;
+        delete row.el.dataset.node;
+        delete row.lr.dataset.group;
         continue;
       }
       const i = rows[r];
@@ -241,6 +245,7 @@ function render({ model, el }) {
         row.lr.setAttribute("aria-label", `learning-rate multiplier of ${name}`);
       } else {
         row.lr.hidden = true;
+        delete row.lr.dataset.group;
       }
     }
     if (rows.length) viewport.setAttribute("aria-activedescendant", `tlw-fp-${viewId}-r${focusRow}`);
@@ -473,6 +478,7 @@ function render({ model, el }) {
   root.dataset.renderMs = first.ms.toFixed(1);
   afterPaint().then(() => {
     first.paint_ms = performance.now() - t0;
+    first.painted_at = performance.timeOrigin + performance.now(); // epoch ms, vs the kernel's clock
     recordTiming(first);
   });
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -144,6 +145,8 @@ class FreezePanel(anywidget.AnyWidget):
         self._targets: list[Any] = []  # per node: LayerGroup, module path or parameter name
         self._node_of: dict[str, int] = {}
         self._structure: tuple[int, ...] = ()
+        self._depth = np.zeros(0, dtype=np.int32)
+        self._pushed_by_core = False
         self._parent = np.zeros(0, dtype=np.int32)
         self._params = np.zeros(0, dtype=np.float64)
         self._counts = np.zeros(0, dtype=np.float64)
@@ -334,9 +337,9 @@ class FreezePanel(anywidget.AnyWidget):
         self._targets = targets
         self._node_of = node_of
         self._parent = np.asarray(parent, dtype=np.int32)
-        self._structure = _structure_of(model)
-        params, _ = self._read_counts()
-        self._params = params
+        self._depth = np.asarray(depth, dtype=np.int32)
+        params, counts, self._structure = self._read_counts()
+        self._params, self._counts = params, counts
         self.tree = {
             "n": len(parent),
             "parent": self._parent.astype("<i4").tobytes(),
@@ -350,25 +353,30 @@ class FreezePanel(anywidget.AnyWidget):
         old = {k: v for k, v in self.lr_multipliers.items() if k in known}
         self.lr_multipliers = {g.name: old.get(g.name, 1.0) for g in groups}
 
-    def _read_counts(self) -> tuple[np.ndarray, np.ndarray]:
-        """Parameters and trainable parameters of every node, from the model as it is now.
+    def _read_counts(self) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+        """Parameters and trainable parameters of every node, from the model as it is now,
+        and the identity of every (parameter, owner) pair to tell when the tree is stale.
 
         Counted the way the core counts them (``freeze._named_params``/``_counts``): a BatchNorm
         layer swapped out by the ``"frozen"`` policy keeps its affine parameters, as frozen ones,
-        so totals do not depend on the policy.
+        so totals do not depend on the policy. One walk over the modules: this runs on every
+        click and must stay cheap for models with thousands of modules.
         """
         n = len(self._parent)
         node_of = self._node_of
         nodes: list[int] = []
         sizes: list[int] = []
         trains: list[int] = []
+        identity: list[int] = []
         for name, p, owner in _core_named_params(self._model):
             owner_path = name.rpartition(".")[0]
             node = node_of.get(owner_path)
             if node is None:
                 node = node_of.get(name)
+            identity.append(id(p))
+            identity.append(id(owner))
             if node is None:
-                continue  # outside every group: cannot happen with layer_groups' full cover
+                continue  # a parameter no group covers: the tree is stale (see _push_state)
             size, train = _core_counts(p, owner)
             nodes.append(node)
             sizes.append(size)
@@ -376,29 +384,30 @@ class FreezePanel(anywidget.AnyWidget):
         index = np.asarray(nodes, dtype=np.int64)
         params = np.bincount(index, weights=np.asarray(sizes, dtype=np.float64), minlength=n)
         train = np.bincount(index, weights=np.asarray(trains, dtype=np.float64), minlength=n)
-        return self._accumulate(params), self._accumulate(train)
+        return self._accumulate(params), self._accumulate(train), tuple(identity)
 
     def _accumulate(self, direct: np.ndarray) -> np.ndarray:
-        """Subtree sums: pre-order puts every child after its parent, so one reverse pass does."""
+        """Subtree sums, one tree level at a time from the deepest up."""
         total = direct.astype(np.float64, copy=True)
-        parent = self._parent
-        for i in range(len(total) - 1, -1, -1):
-            up = parent[i]
-            if up >= 0:
-                total[up] += total[i]
+        for level in range(int(self._depth.max(initial=0)), 0, -1):
+            nodes = np.flatnonzero(self._depth == level)
+            np.add.at(total, self._parent[nodes], total[nodes])
         return total
 
-    def _push_state(self, force: bool = False) -> None:
+    def _push_state(self, force: bool = False, version: int | None = None) -> None:
         """Read requires_grad and send the counts, version and warnings (caller holds sync)."""
         with self._lock:
-            version = freeze_version(self._model)
+            if version is None:
+                version = freeze_version(self._model)
             if not force and version == self.version:
                 return
-            if _structure_of(self._model) != self._structure:
+            params, counts, structure = self._read_counts()
+            if structure != self._structure:
                 # bn="frozen" swaps BatchNorm layers for frozen ones (unfreezing swaps them back),
                 # reset_classifier() swaps the head: the page's tree must follow.
                 self._encode_tree()
-            self._params, self._counts = self._read_counts()
+            else:
+                self._params, self._counts = params, counts
             self.trainable = self._counts.astype("<f8").tobytes()
             self.warnings = self._warnings()
             self.version = version
@@ -428,16 +437,22 @@ class FreezePanel(anywidget.AnyWidget):
             return
         req = str(content.get("req", ""))
         error = ""
+        started = time.perf_counter()
         # One update message carries the new counts and the ack (the core's change callback
         # runs inside this hold_sync too).
         with self._lock, self.hold_sync():
+            self._pushed_by_core = False
             try:
                 self._run_command(content)
             except TLWidgetsError as err:
                 error = str(err)
-            self._push_state(force=True)
+            if not self._pushed_by_core:
+                # No change announced (a failed command, or "refresh"): check for one anyway.
+                self._push_state()
             self.error = error
             self.ack = req
+            # How long the kernel's part of a page round trip took (the browser test prints it).
+            self._command_seconds = time.perf_counter() - started
 
     def _run_command(self, content: dict) -> None:
         cmd = content["cmd"]
@@ -484,11 +499,12 @@ class FreezePanel(anywidget.AnyWidget):
                     self._push_state(force=True)
 
     # ---- code-side changes -----------------------------------------------------------------------
-    def _on_core_change(self, *_args: Any) -> None:
+    def _on_core_change(self, version: int) -> None:
         # Called by the core on whatever thread changed the state (a training thread too);
         # one update inside hold_sync, under the panel's lock.
         with self._lock, self.hold_sync():
-            self._push_state()
+            self._push_state(version=version)
+            self._pushed_by_core = True
 
 
 class _VersionPoller(threading.Thread):
@@ -521,7 +537,3 @@ def _preset_buttons() -> list[list[str]]:
 
 def _under(name: str, path: str) -> bool:
     return not path or name == path or name.startswith(path + ".")
-
-
-def _structure_of(model: nn.Module) -> tuple[int, ...]:
-    return tuple(id(m) for m in model.modules())
