@@ -342,9 +342,7 @@ function render({ model, el }) {
   canvas.height = Math.round(PLOT_H * dpr);
   let plotted = { xs: new Float32Array(0), ys: new Float32Array(0), rows: new Int32Array(0), count: 0 };
 
-  // Theme colours for the canvas, read once (getComputedStyle forces a style pass) and again
-  // when JupyterLab switches themes.
-  let theme = null;
+  // Theme colours for the canvas, from JupyterLab's CSS variables.
   function readTheme() {
     return {
       fg: cssVar(root, "--jp-ui-font-color1", "#222"),
@@ -362,8 +360,9 @@ function render({ model, el }) {
     if (!ctx) return;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, PLOT_W, PLOT_H);
-    if (!theme) theme = readTheme();
-    const { fg, fg2, grid, brand, accent, font, halo } = theme;
+    // Read on every draw: a view rendered before it is attached inherits no theme variables,
+    // and JupyterLab may swap a theme's stylesheet in at any time.
+    const { fg, fg2, grid, brand, accent, font, halo } = readTheme();
     const x0 = MARGIN.left;
     const x1 = PLOT_W - MARGIN.right;
     const y0 = PLOT_H - MARGIN.bottom;
@@ -669,10 +668,7 @@ function render({ model, el }) {
   // JupyterLab switches themes by swapping CSS variables; the canvas must repaint to follow.
   const themeWatch = new MutationObserver(() => {
     // the new theme's stylesheet may apply a frame later
-    requestAnimationFrame(() => {
-      theme = null;
-      drawPlot();
-    });
+    requestAnimationFrame(() => drawPlot());
   });
   themeWatch.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light"] });
 
@@ -689,13 +685,18 @@ function render({ model, el }) {
   root.dataset.firstRenderMs = firstMs.toFixed(2);
   recordTiming({ view: viewId, kind: "first-render", ms: firstMs, shown: order.length, rowsInDom: pool.length, total: n });
 
-  // The view may be rendered before it is attached, with no size yet: redraw the window once
-  // it has one, so the rows match the real viewport.
-  requestAnimationFrame(() => drawRows());
+  // The view may be rendered before it is attached, with no size and no inherited theme
+  // variables yet: redraw the row window and the scatter once it is laid out.
+  const sizeWatch = new ResizeObserver(() => {
+    drawRows();
+    drawPlot();
+  });
+  sizeWatch.observe(viewport);
 
   return () => {
     model.off("change:selected", onKernelSelected);
     themeWatch.disconnect();
+    sizeWatch.disconnect();
   };
 }
 

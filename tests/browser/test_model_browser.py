@@ -399,6 +399,22 @@ def test_dark_theme_screenshot(open_notebook):
     background = page.eval_on_selector(ROOT, "r => getComputedStyle(r).backgroundColor")
     channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
     assert sum(channels) / 3 < 80, f"the browser is not dark in the dark theme: {background}"
+    # the scatter's x-axis title is drawn in the theme's (light) text colour, not in a
+    # light-theme fallback (the canvas reads the colours once the view is attached)
+    title = page.eval_on_selector(
+        f"{ROOT} canvas",
+        """c => {
+          const s = c.width / 440;
+          const d = c.getContext('2d').getImageData(Math.round(180 * s), Math.round(257 * s),
+                                                    Math.round(110 * s), Math.round(12 * s)).data;
+          let best = 0;
+          for (let i = 0; i < d.length; i += 4) {
+            if (d[i + 3] > 0) best = Math.max(best, (d[i] + d[i + 1] + d[i + 2]) / 3);
+          }
+          return best;
+        }""",
+    )
+    assert title > 150, f"the scatter's axis title is dark on the dark theme (brightness {title})"
     page.locator(ROOT).scroll_into_view_if_needed()
     shot = nb.screenshot("model_browser-dark", selector=ROOT)
     IMAGES.mkdir(parents=True, exist_ok=True)
