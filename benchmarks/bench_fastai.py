@@ -29,6 +29,8 @@ from tlwidgets.training import Trainer
 
 
 def run_fastai(model: torch.nn.Module, data: tlw.ImageData, epochs: int) -> tuple[float, float]:
+    import fastai.callback.progress  # noqa: F401  (adds Learner.no_bar)
+    import fastai.callback.schedule  # noqa: F401  (adds Learner.fine_tune)
     from fastai.data.core import DataLoaders
     from fastai.losses import CrossEntropyLossFlat
     from fastai.metrics import accuracy

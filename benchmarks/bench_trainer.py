@@ -104,11 +104,11 @@ def trainer_loop(model: nn.Module, data: tlw.ImageData, epochs: int, lr: float, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet18")
-    ap.add_argument("--img-size", type=int, default=64)
+    ap.add_argument("--img-size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--n", type=int, default=320, help="images (80%% train, 20%% valid)")
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--n", type=int, default=200, help="images (80%% train, 20%% valid)")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true")
     args = ap.parse_args()
@@ -140,9 +140,12 @@ def main() -> None:
               f"hand loop {rates['hand'][-1]:.1f} img/s")
     t, h = statistics.median(rates["trainer"]), statistics.median(rates["hand"])
     ratio = t / h
+    # On a shared machine the load drifts between rounds; the ratio within each round (runs
+    # back to back) is the steadier figure.
+    pair = statistics.median(a / b for a, b in zip(rates["trainer"], rates["hand"]))
     print(f"median: trainer {t:.1f} img/s, hand loop {h:.1f} img/s")
-    print(f"ratio trainer / hand loop = {ratio:.3f} (target >= {TARGET}): "
-          f"{'PASS' if ratio >= TARGET else 'FAIL'}")
+    print(f"ratio of medians trainer / hand loop = {ratio:.3f}; median of per-round ratios = "
+          f"{pair:.3f} (target >= {TARGET}): {'PASS' if pair >= TARGET else 'FAIL'}")
 
 
 if __name__ == "__main__":

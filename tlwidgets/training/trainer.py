@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import copy
-import functools
 import json
 import math
 import os
@@ -213,7 +211,7 @@ class _ResumeDescriptor:
     def __get__(self, obj: "Trainer | None", objtype: type | None = None) -> Callable[..., Any]:
         if obj is None:
             assert objtype is not None
-            return functools.partial(objtype._resume_run)
+            return objtype._resume_run
         return obj._resume_instance
 
 
@@ -1105,10 +1103,14 @@ class Trainer:
             cycle.batch_in_epoch = batch_index
             info = {"step": step_no, "epoch": epoch, "batch": batch_index, "lrs": lrs, "n": n}
             if lag:
-                host = loss.detach().to("cpu", non_blocking=True)
-                ev = torch.cuda.Event() if self.device.type == "cuda" else None
-                if ev is not None:
+                if self.device.type == "cuda":
+                    # lands in pinned host memory; the event says when it is there
+                    host = loss.detach().to("cpu", non_blocking=True)
+                    ev: Any = torch.cuda.Event()
                     ev.record()
+                else:
+                    # MPS: keep it on the device; reading it a step later syncs then
+                    host, ev = loss.detach(), None
                 pending.append((info, host, ev))
             else:
                 info["loss"] = value
