@@ -9,6 +9,7 @@
 // `bn` and `lr_multipliers` are plain synced traits.
 // Every model-supplied string goes through textContent: names are data, never markup.
 import {
+  carryExpanded,
   checkboxState,
   decodeTree,
   column,
@@ -17,6 +18,7 @@ import {
   freezePoint,
   hasChildren,
   keyAction,
+  nodeKeys,
   nodePath,
   rowOf,
   scrollIntoView,
@@ -455,12 +457,17 @@ function render({ model, el }) {
   }
 
   function onTree() {
-    tree = decodeTree(model.get("tree"));
+    // The structure changed under the same model (say, BatchNorm layers swapped): keep what
+    // was open and where the focus was.
+    const focusKey = rows.length ? nodeKeys(tree)[rows[focusRow]] : "";
+    const next = decodeTree(model.get("tree"));
+    expanded = carryExpanded(tree, expanded, next);
+    tree = next;
     trainable = readTrainable();
-    expanded = new Uint8Array(tree.n);
     rows = visibleRows(tree, expanded);
-    focusRow = 0;
-    viewport.scrollTop = 0;
+    const keys = nodeKeys(tree);
+    const r = rows.findIndex((i) => keys[i] === focusKey);
+    focusRow = r >= 0 ? r : 0;
     drawAll();
   }
 

@@ -103,6 +103,39 @@ export function nodePath(tree, i) {
 }
 
 /**
+ * A key per node that survives a re-sent tree (the kernel re-sends it when the module
+ * structure changes, e.g. BatchNorm layers swapped by the "frozen" policy): the group name for
+ * groups, the dotted path below them. Used to keep what was expanded expanded.
+ * @param {Tree} tree @returns {string[]}
+ */
+export function nodeKeys(tree) {
+  const keys = new Array(tree.n);
+  for (let i = 0; i < tree.n; i++) {
+    const d = tree.depth[i];
+    if (d === 0) keys[i] = `group:${tree.names[i]}`;
+    else if (d === 1) keys[i] = `${tree.groupOf[i]}:${tree.names[i]}`;
+    else keys[i] = `${keys[tree.parent[i]]}.${tree.names[i]}`;
+  }
+  return keys;
+}
+
+/**
+ * Carries the expanded set over to a new tree by node key.
+ * @param {Tree} oldTree @param {Uint8Array} oldExpanded @param {Tree} newTree
+ * @returns {Uint8Array}
+ */
+export function carryExpanded(oldTree, oldExpanded, newTree) {
+  const oldKeys = nodeKeys(oldTree);
+  const open = new Set();
+  for (let i = 0; i < oldTree.n; i++) if (oldExpanded[i]) open.add(oldKeys[i]);
+  const out = new Uint8Array(newTree.n);
+  if (open.size === 0) return out;
+  const newKeys = nodeKeys(newTree);
+  for (let i = 0; i < newTree.n; i++) if (open.has(newKeys[i])) out[i] = 1;
+  return out;
+}
+
+/**
  * Freeze state of a node from its parameter counts.
  * @param {number} params @param {number} trainable
  * @returns {"trainable"|"frozen"|"partial"|"empty"}

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  carryExpanded,
   checkboxState,
   column,
   decodeTree,
@@ -8,6 +9,7 @@ import {
   formatExact,
   freezePoint,
   keyAction,
+  nodeKeys,
   nodePath,
   rowOf,
   scrollIntoView,
@@ -191,4 +193,24 @@ test("counts are formatted short in cells and exact in the footer", () => {
   assert.equal(formatCount(1.5e9), "1.50B");
   assert.equal(formatExact(66347960), "66,347,960");
   assert.equal(formatExact(12), "12");
+});
+
+test("expansion survives a re-sent tree whose nodes moved", () => {
+  assert.deepEqual(nodeKeys(tree).slice(3, 7), ["group:blocks.0", "1:blocks.0", "1:blocks.0.conv", "1:blocks.0.bn"]);
+  const exp = collapsed();
+  exp[3] = 1;
+  exp[4] = 1;
+  // The kernel re-sends the tree with one more module in the stem (indices shift by one).
+  const raw = rawModel();
+  const grown = decodeTree({
+    n: 11,
+    parent: Int32Array.from([-1, 0, 0, 0, -1, 4, 5, 5, -1, 8, -1]),
+    depth: Uint16Array.from([0, 1, 1, 1, 0, 1, 2, 2, 0, 1, 0]),
+    params: Float64Array.from([30, 20, 10, 0, 100, 100, 60, 40, 5, 5, 0]),
+    type_index: Uint32Array.from([0, 1, 2, 2, 0, 3, 1, 2, 0, 4, 0]),
+    names: ["stem", "conv_stem", "bn1", "act1", "blocks.0", "blocks.0", "conv", "bn", "head", "fc", "pool"],
+    type_names: raw.type_names,
+  });
+  const carried = carryExpanded(tree, exp, grown);
+  assert.deepEqual([...visibleRows(grown, carried)], [0, 4, 5, 6, 7, 8, 10]);
 });

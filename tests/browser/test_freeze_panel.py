@@ -157,6 +157,17 @@ def test_clicks_slider_presets_keys_and_code_changes_stay_in_step(open_notebook)
     IMAGES.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(shot, IMAGES / "freeze_panel-light.png")
 
+    # The BatchNorm policy chosen in the page applies to what is frozen now (layer1..layer3).
+    total = kernel_value(nb, "panel.totals")
+    root.locator(".tlw-fp-bn select").select_option("frozen")
+    nb.wait_for("type(model.layer1[0].bn1).__name__ == 'FrozenBatchNorm2d'")
+    assert kernel_value(nb, "[panel.bn, type(model.layer4[0].bn1).__name__]") == ["frozen", "BatchNorm2d"]
+    assert kernel_value(nb, "panel.totals") == total  # swapped layers still count, as frozen
+    page.wait_for_function(
+        f"() => Array.from(document.querySelectorAll('{ROOT} .tlw-fp-item:not([hidden]) .tlw-fp-type'))"
+        ".some(e => e.textContent === 'Sequential')"
+    )
+
     # An LR multiplier typed in the page reaches the kernel.
     lr_box = root.locator('.tlw-fp-lr-input[data-group="head"]')
     lr_box.fill("10")
