@@ -3,7 +3,8 @@
 1. Cold: a fresh interpreter runs ``import tlwidgets as tlw; tlw.catalog()`` and reports the
    time from before ``import tlwidgets`` to the returned frame (target < 2 s), split into the
    static table (snapshot or timm registry) and the first ``cached`` column (which imports
-   ``tlwidgets.weights``). Repeated ``--repeats`` times; the median is printed.
+   ``tlwidgets.weights``), beside a fresh ``import torch`` for scale. Repeated ``--repeats``
+   times; the median is printed.
 2. Cold after ``import timm``: the same, in an interpreter that imported timm first (the catalog
    then reads timm's live registry instead of the snapshot's cfg columns).
 3. Warm: repeated calls in one process (target < 50 ms each): median and worst.
@@ -57,6 +58,14 @@ print(json.dumps({"total": t1 - t0, "rows": len(df),
 """
 
 
+TORCH_ONLY = r"""
+import json, time
+t0 = time.perf_counter()
+import torch
+print(json.dumps({"total": time.perf_counter() - t0}))
+"""
+
+
 def run_fresh(code: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          check=True)
@@ -78,6 +87,7 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} (timings scale with it)")
 
     plain = [run_fresh(PLAIN_COLD) for _ in range(args.repeats)]
+    torch_only = [run_fresh(TORCH_ONLY) for _ in range(args.repeats)]
     split = [run_fresh(COLD.format(import_timm=False)) for _ in range(args.repeats)]
     after_timm = [run_fresh(COLD.format(import_timm=True)) for _ in range(args.repeats)]
 
@@ -85,6 +95,8 @@ def main() -> None:
     print(f"\ncold  import tlwidgets + tlw.catalog(): {total * 1000:8.0f} ms  "
           f"(target 2000 ms, {total / 2.0:.2f}x of target; rows {plain[0]['rows']}; "
           f"torch imported: {plain[0]['torch_loaded']}, timm imported: {plain[0]['timm_loaded']})")
+    print(f"      for scale, `import torch` alone:      {median_of(torch_only, 'total') * 1000:8.0f} ms"
+          "  (same machine, same run)")
     print(f"      of which static table (snapshot):   {median_of(split, 'static') * 1000:8.0f} ms"
           f"  (timm imported by it: {split[0]['timm_loaded_by_static']})")
     print(f"      of which first `cached` column:      {median_of(split, 'cached') * 1000:8.0f} ms"
