@@ -228,8 +228,19 @@ def test_a_failing_command_is_reported_in_the_page_not_raised(panels):
     assert "out of range" in panel.error and panel.ack == "c"
     page_click(panel, {"cmd": "preset", "name": "everything", "req": "d"})
     assert "unknown freeze preset" in panel.error
-    page_click(panel, {"cmd": "preset", "name": "none", "req": "e"})
+    page_click(panel, {"cmd": "set", "node": "first", "req": "e"})
+    assert "could not read the command" in panel.error and panel.ack == "e"
+    page_click(panel, {"cmd": "set", "node": 10_000, "trainable": False, "req": "f"})
+    assert "does not exist" in panel.error
+    page_click(panel, {"cmd": "preset", "name": "none", "req": "g"})
     assert panel.error == ""
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_a_model_without_parameters_gives_an_empty_panel(panels):
+    panel = panels(nn.Sequential(nn.ReLU(), nn.Flatten()))
+    assert panel.tree["n"] == 0 and panel.groups == []
+    assert panel.totals == {"trainable": 0, "total": 0} and panel.warnings == []
 
 
 def test_the_preset_buttons_are_the_cores_presets(panels):

@@ -446,6 +446,11 @@ class FreezePanel(anywidget.AnyWidget):
                 self._run_command(content)
             except TLWidgetsError as err:
                 error = str(err)
+            except (KeyError, TypeError, ValueError) as err:
+                error = (
+                    f"FreezePanel could not read the command {content!r} ({err!r}): reload the "
+                    "page so that its view matches this version of tlwidgets."
+                )
             if not self._pushed_by_core:
                 # No change announced (a failed command, or "refresh"): check for one anyway.
                 self._push_state()
