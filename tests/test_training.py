@@ -423,3 +423,23 @@ def test_feature_cache_is_rebuilt_when_the_freeze_state_changes(tmp_path: Path) 
     assert trainer._cache is not None and trainer._cache is not first
     # the new cache holds the features of the backbone as it is now
     assert not torch.equal(trainer._cache.valid_x, first.valid_x)
+
+
+def test_resume_after_a_stop_mid_epoch_finishes_that_epoch_on_schedule(tmp_path: Path) -> None:
+    full = Trainer(make_model(), make_data(), lr=1e-2, epochs=3, run_dir=tmp_path / "full")
+    full.fit()
+
+    ref: list[Trainer] = []
+    cut = Trainer(make_model(), make_data(), lr=1e-2, epochs=3, run_dir=tmp_path / "cut",
+                  callbacks=[lambda e: e.kind == "step" and e.data["step"] == 10
+                             and ref[0].stop()])
+    ref.append(cut)
+    cut.fit()
+    assert cut.state == "stopped" and cut.steps["step"].max() == 10
+
+    resumed = Trainer.resume(tmp_path / "cut", make_model(seed=7), make_data())
+    resumed.fit()
+    assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    assert resumed.steps["step"].tolist() == full.steps["step"].tolist()
+    assert resumed.steps["batch"].tolist() == full.steps["batch"].tolist()
+    np.testing.assert_allclose(resumed.steps["lr"], full.steps["lr"], rtol=1e-9)
