@@ -10,7 +10,7 @@ import statistics
 
 import pytest
 
-from .conftest import ARTIFACTS, REPO
+from .conftest import ARTIFACTS, REPO, NotebookOpener
 
 pytestmark = pytest.mark.browser
 
@@ -177,15 +177,21 @@ def test_clicks_slider_presets_keys_and_code_changes_stay_in_step(open_notebook)
         == pytest.approx([1e-2])
 
 
-XSS_CELLS = [
-    "import torch, timm, tlwidgets as tlw\n"
+# One dark-theme notebook serves the XSS, dark-theme and timing tests (a notebook costs a
+# kernel and a page; the machine is small): panel 0 is an EfficientNet-B0, panel 1 a model whose
+# names are markup, panels 2 and 3 the 1,000+-module models for the timings.
+DARK_CELLS = [
+    "import time, torch, timm, tlwidgets as tlw\n"
     "from torch import nn\n"
     "torch.set_num_threads(1)\n"
+    "t = time.perf_counter()\n"
+    "tlw.FreezePanel  # imports the widget module (and anywidget, ipywidgets)\n"
+    "import_s = time.perf_counter() - t",
     "model = timm.create_model('efficientnet_b0', pretrained=False, num_classes=5)\n"
     "tlw.freeze_to(model, -3)\n"
     "panel = tlw.FreezePanel(model)\n"
     "panel",
-    # A class name and a child name made of markup.
+    # A class name and child names made of markup.
     "class Evil(nn.Module):\n"
     "    def __init__(self):\n"
     "        super().__init__()\n"
@@ -196,18 +202,34 @@ XSS_CELLS = [
     "evil.add_module('<script>alert(2)</script>', Evil())\n"
     "evil_panel = tlw.FreezePanel(evil)\n"
     "evil_panel",
+    "with torch.device('meta'):  # shapes and requires_grad are all the panel reads\n"
+    "    b7 = timm.create_model('efficientnet_b7', pretrained=False)\n"
+    "    mx = timm.create_model('maxvit_xlarge_tf_224', pretrained=False)\n"
+    "modules = {'efficientnet_b7': len(list(b7.modules())), 'maxvit_xlarge_tf_224': len(list(mx.modules()))}",
+    "start_b7 = time.time(); t = time.perf_counter()\n"
+    "p7 = tlw.FreezePanel(b7); kernel_build_b7 = time.perf_counter() - t\np7",
+    "start_mx = time.time(); t = time.perf_counter()\n"
+    "pmx = tlw.FreezePanel(mx); kernel_build_mx = time.perf_counter() - t\npmx",
 ]
 
 
-def test_names_are_text_and_the_dark_theme_is_readable(open_notebook):
-    nb = open_notebook(XSS_CELLS, name="freeze_panel_dark", theme="dark")
+@pytest.fixture(scope="module")
+def dark_nb(lab, browser):
+    opener = NotebookOpener(lab, browser, "freeze_panel_dark")
+    try:
+        yield opener(DARK_CELLS, name="freeze_panel_dark", theme="dark")
+    finally:
+        opener.close_all(failed=False)
+
+
+def test_names_are_shown_as_text_and_run_nothing(dark_nb):
+    nb = dark_nb
     page = nb.page
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.locator(f"{ROOT} .tlw-fp-item").first.wait_for(timeout=60_000)
     evil_root = panel_root(page, 1)
-    evil_root.locator(".tlw-fp-item").first.wait_for()
-    # Open everything in the evil panel so every name is in the DOM.
+    evil_root.locator(".tlw-fp-item").first.wait_for(timeout=60_000)
+    # Open everything in the evil panel, so every name is (re-)rendered with the listener on.
     evil_root.locator(".tlw-fp-viewport").focus()
     for _ in range(6):
         page.keyboard.press("ArrowRight")
@@ -223,8 +245,13 @@ def test_names_are_text_and_the_dark_theme_is_readable(open_notebook):
     page.wait_for_timeout(300)  # an injected onerror would have fired by now
     assert dialogs == []
 
-    # Dark theme: the tree's background is JupyterLab's dark layout colour, its text light.
+
+def test_the_dark_theme_is_readable(dark_nb):
+    nb = dark_nb
+    page = nb.page
     root = panel_root(page, 0)
+    root.locator(".tlw-fp-item").first.wait_for(timeout=60_000)
+    # The tree's background is JupyterLab's dark layout colour, its text light.
     viewport = root.locator(".tlw-fp-viewport")
     bg = viewport.evaluate("v => getComputedStyle(v).backgroundColor")
     fg = root.evaluate("r => getComputedStyle(r).color")
@@ -247,41 +274,26 @@ def test_names_are_text_and_the_dark_theme_is_readable(open_notebook):
     shutil.copyfile(shot, IMAGES / "freeze_panel-dark.png")
 
 
-PERF_CELLS = [
-    "import time, torch, timm, tlwidgets as tlw\n"
-    "with torch.device('meta'):  # shapes and requires_grad are all the panel reads\n"
-    "    b7 = timm.create_model('efficientnet_b7', pretrained=False)\n"
-    "    mx = timm.create_model('maxvit_xlarge_tf_224', pretrained=False)\n"
-    "modules = {'efficientnet_b7': len(list(b7.modules())), 'maxvit_xlarge_tf_224': len(list(mx.modules()))}\n"
-    "t = time.perf_counter(); tlw.FreezePanel; import_s = time.perf_counter() - t  # one-time import",
-    "start_b7 = time.time(); t = time.perf_counter()\n"
-    "p7 = tlw.FreezePanel(b7); kernel_build_b7 = time.perf_counter() - t\np7",
-    "start_mx = time.time(); t = time.perf_counter()\n"
-    "panel = tlw.FreezePanel(mx); kernel_build_mx = time.perf_counter() - t\n"
-    "model = mx\npanel",
-]
-
-
-def test_timings_with_over_a_thousand_modules(open_notebook):
-    nb = open_notebook(PERF_CELLS, name="freeze_panel_perf")
+def test_timings_with_over_a_thousand_modules(dark_nb):
+    nb = dark_nb
     page = nb.page
     page.wait_for_function(
-        "() => (window.__tlwTimings?.freeze_panel || []).filter(t => t.event === 'render').length >= 2",
+        "() => (window.__tlwTimings?.freeze_panel || []).filter(t => t.event === 'render').length >= 4",
         timeout=60_000,
     )
     modules = kernel_value(nb, "modules")
     build = kernel_value(nb, "{'efficientnet_b7': kernel_build_b7, 'maxvit_xlarge_tf_224': kernel_build_mx}")
     started = kernel_value(nb, "{'efficientnet_b7': start_b7 * 1000, 'maxvit_xlarge_tf_224': start_mx * 1000}")
-    nodes = kernel_value(nb, "{'efficientnet_b7': p7.tree['n'], 'maxvit_xlarge_tf_224': panel.tree['n']}")
+    nodes = kernel_value(nb, "{'efficientnet_b7': p7.tree['n'], 'maxvit_xlarge_tf_224': pmx.tree['n']}")
     renders = {t["nodes"]: t for t in timings(page) if t["event"] == "render"}
-    root = panel_root(page, 1)  # maxvit
+    root = panel_root(page, 3)  # maxvit
 
     # Expanding the biggest group (stages.2, 281M parameters), then its module, then a block.
-    big = kernel_value(nb, "max(range(len(panel.groups)), key=lambda k: panel._groups[k].params)")
-    big_name = kernel_value(nb, f"panel.groups[{big}]")
-    big_params = kernel_value(nb, f"panel._groups[{big}].params")
+    big = kernel_value(nb, "max(range(len(pmx.groups)), key=lambda k: pmx._groups[k].params)")
+    big_name = kernel_value(nb, f"pmx.groups[{big}]")
+    big_params = kernel_value(nb, f"pmx._groups[{big}].params")
     assert big_params > 100e6
-    big_node = kernel_value(nb, f"panel.tree['names'].index({big_name!r})")
+    big_node = kernel_value(nb, f"pmx.tree['names'].index({big_name!r})")
     before = len(timings(page))
     row(root, big_node).locator(".tlw-fp-toggle").click()
     row(root, big_node + 1).locator(".tlw-fp-toggle").click()  # the stage module itself
@@ -314,7 +326,7 @@ def test_timings_with_over_a_thousand_modules(open_notebook):
         trips += [t for t in timings(page)[before:] if t["event"] == "roundtrip"]
         want = "trainable" if k % 2 else "frozen"
         state = kernel_value(
-            nb, f"[panel._groups[{big}].state, panel.error, panel._command_seconds * 1000]"
+            nb, f"[pmx._groups[{big}].state, pmx.error, pmx._command_seconds * 1000]"
         )
         assert state[:2] == [want, ""], (state, trips)
         kernel_ms.append(state[2])
@@ -341,7 +353,7 @@ def test_timings_with_over_a_thousand_modules(open_notebook):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "freeze_panel_timings.json").write_text(json.dumps(figures, indent=2))
     print("\nFreezePanel timings (headless Chromium, performance.now() in the page):")
-    print(f"  one-time import of the widget module in the kernel: {kernel_value(nb, 'import_s') * 1000:.0f} ms")
+    print(f"  one-time import of the widget module in the kernel (torch and timm already in): {kernel_value(nb, 'import_s') * 1000:.0f} ms")
     for name in nodes:
         print(f"  {name}: {modules[name]} modules, {nodes[name]} tree rows; kernel build "
               f"{build[name] * 1000:.0f} ms; first render {figures['render_ms'][name]:.1f} ms "
