@@ -152,6 +152,7 @@ def test_clicks_slider_presets_keys_and_code_changes_stay_in_step(open_notebook)
     page.wait_for_function(
         f"() => document.querySelector('{ROOT} .tlw-fp-lr-input:not([hidden])') !== null"
     )
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     root.scroll_into_view_if_needed()
     shot = nb.screenshot("freeze_panel-light", selector=ROOT)
     IMAGES.mkdir(parents=True, exist_ok=True)
