@@ -106,9 +106,9 @@ def main() -> None:
     ap.add_argument("--model", default="resnet18")
     ap.add_argument("--img-size", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--n", type=int, default=200, help="images (80%% train, 20%% valid)")
+    ap.add_argument("--n", type=int, default=640, help="images (80%% train, 20%% valid)")
     ap.add_argument("--epochs", type=int, default=1)
-    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true")
     args = ap.parse_args()
@@ -124,6 +124,8 @@ def main() -> None:
           f" / {len(data.valid_items)} valid images, {args.epochs} epochs per run, "
           f"{args.rounds} rounds, device {args.device} ({dev}), amp={args.amp}, "
           f"torch threads {torch.get_num_threads()}")
+    print("optimizer AdamW in both; the Trainer uses foreach=True on CPU (fused on CUDA), the "
+          "hand loop torch's default on CPU (a for-loop over tensors) and fused on CUDA")
 
     # one warm-up of each (allocator, first-call costs)
     hand_loop(copy.deepcopy(base), data, 1, 1e-3, args.device, args.amp)

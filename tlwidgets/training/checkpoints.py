@@ -77,6 +77,21 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _save_state(state: dict[str, Any], path: str) -> None:
+    # The per-record CRC32 of torch.save costs about as much as writing the bytes; the file is
+    # replaced atomically, so a torn write is never read. The option is global: put it back.
+    get = getattr(torch.serialization, "get_crc32_options", None)
+    set_ = getattr(torch.serialization, "set_crc32_options", None)
+    previous = get() if get is not None else None
+    try:
+        if set_ is not None:
+            set_(False)
+        torch.save(state, path)
+    finally:
+        if set_ is not None and previous is not None:
+            set_(previous)
+
+
 def save_checkpoint(
     folder: str | os.PathLike, name: str, model: torch.nn.Module, state: dict[str, Any]
 ) -> tuple[Path, Path]:
@@ -90,7 +105,7 @@ def save_checkpoint(
     weights_path, state_path = checkpoint_paths(folder, name)
     # save_model (not save_file) so tied weights are stored once and loaded back tied.
     atomic_write(weights_path, lambda tmp: save_model(model, tmp))
-    atomic_write(state_path, lambda tmp: torch.save(_plain(state), tmp))
+    atomic_write(state_path, lambda tmp: _save_state(_plain(state), tmp))
     return weights_path, state_path
 
 

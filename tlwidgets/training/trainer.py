@@ -873,10 +873,15 @@ class Trainer:
         if all(torch.isfinite(t).all() for t in self.model.state_dict().values()
                if t.is_floating_point()):
             return "the model kept the weights of the last finite step"
-        if self._epoch_start_state is not None:
-            self.model.load_state_dict(self._epoch_start_state)
-            return "the model was put back to the weights at the start of the epoch"
-        return "some weights are no longer finite; reload a checkpoint"
+        # A finite loss can still come with infinite gradients (the CPU path checks the loss
+        # only); then the last epoch's checkpoint is the last known good state.
+        folder = self.run_dir / "checkpoints"
+        try:
+            load_checkpoint(folder, "last", self.model, device=str(self.device))
+            return "the model was put back to the checkpoint of the last completed epoch"
+        except TrainingError:
+            return ("some weights are no longer finite and there is no checkpoint yet; "
+                    "recreate the model")
 
     def _finish_files(self, final: str) -> None:
         try:
@@ -918,6 +923,10 @@ class Trainer:
         kwargs: dict[str, Any] = {}
         if self.device.type == "cuda":
             kwargs["fused"] = True  # one kernel per step instead of one per tensor
+        else:
+            # torch's CPU default is a Python loop over tensors; the multi-tensor path does the
+            # same arithmetic in fewer, larger operations.
+            kwargs["foreach"] = True
         if self.optimizer_name == "adamw":
             opt = torch.optim.AdamW(groups, lr=peaks[-1], **kwargs)
         elif self.optimizer_name == "adam":
@@ -973,7 +982,6 @@ class Trainer:
 
     _last_cache_reason: str | None = None
     _launch_previous: str = "idle"
-    _epoch_start_state: dict[str, torch.Tensor] | None = None
     _snapshot: "_Snapshot | None" = None
     _buffers: "_Snapshot | None" = None
     _step_open = False
@@ -1033,15 +1041,7 @@ class Trainer:
         # BN statistics change in the forward pass: a step that fails half-way (out of memory,
         # non-finite loss, Ctrl-C) puts them back as they were before it. A few small tensors.
         self._buffers = _Snapshot(self.model, params=False)
-        if lag:
-            self._snapshot = _Snapshot(self.model)
-        else:
-            self._snapshot = None
-            # Cheap insurance for the CPU path: the loss is checked before each step, but a
-            # finite loss can still come with infinite gradients.
-            self._epoch_start_state = {
-                k: v.detach().clone() for k, v in self.model.state_dict().items()
-            }
+        self._snapshot = _Snapshot(self.model) if lag else None
         model, opt, scaler = self.model, self._optimizer, self._scaler
         assert opt is not None
         cache = self._cache
@@ -1289,10 +1289,10 @@ class Trainer:
         path = self.run_dir / "history.csv"
         df = pd.DataFrame([row], columns=_HISTORY_COLUMNS)
         header = not path.exists() or path.stat().st_size == 0
+        # Appended and closed (flushed to the OS) at once: a dead kernel loses nothing written;
+        # no fsync, which would cost more than the epoch's bookkeeping on a slow disk.
         with open(path, "a", encoding="utf-8") as fh:
             df.to_csv(fh, header=header, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
 
     def _flush_steps(self) -> None:
         new = self._steps[self._steps_written :]
