@@ -480,3 +480,24 @@ def test_timm_kwargs_are_passed_and_checked():
         tlw.create_model(SMALL, 3, pretrained=True)
     with pytest.raises(tlw.ConfigError, match="no_such_arg"):
         tlw.create_model(SMALL, 3, weights="none", no_such_arg=1)
+
+
+def test_a_fresh_head_starts_at_uniform_predictions_not_timms_large_init():
+    # timm initialises EfficientNet classifiers with uniform(+-1/sqrt(num_classes)): for 4
+    # classes the first logits are around +-10 and head-only training crawls. create_model
+    # zeroes a head that did not come from the weights, so the first loss is ln(num_classes).
+    import math
+
+    model = tlw.create_model("tf_efficientnet_lite0", num_classes=4, weights="none")
+    head = model.get_classifier()
+    assert torch.count_nonzero(head.weight) == 0 and torch.count_nonzero(head.bias) == 0
+    with torch.no_grad():
+        logits = model.eval()(torch.randn(2, 3, 64, 64))
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 3]))
+    assert loss.item() == pytest.approx(math.log(4))
+
+    timm_init = tlw.create_model("tf_efficientnet_lite0", num_classes=4, weights="none",
+                                 head_init="timm")
+    assert timm_init.get_classifier().weight.abs().max() > 0.1
+    with pytest.raises(tlw.ConfigError, match="head_init"):
+        tlw.create_model("tf_efficientnet_lite0", num_classes=4, weights="none", head_init="x")

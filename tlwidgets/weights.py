@@ -857,6 +857,7 @@ def create_model(
     name: str,
     num_classes: int,
     weights: str | os.PathLike[str] = "auto",
+    head_init: str = "zero",
     **timm_kwargs: Any,
 ) -> nn.Module:
     """A timm model with a fresh head of ``num_classes`` outputs and pretrained weights.
@@ -874,11 +875,54 @@ def create_model(
     pipeline, and the :class:`LoadReport` of its weights as ``model.tlw_load_report`` (None for
     random init). Extra keyword arguments go to ``timm.create_model``.
 
+    ``head_init``: how a head that did not come from the weights starts. ``"zero"`` (default,
+    as in Big Transfer) starts from uniform predictions, loss ln(num_classes). ``"timm"`` keeps
+    timm's initialisation, which for EfficientNet-style models scales with
+    ``1/sqrt(num_classes)``: with a handful of classes the new head's first logits are around
+    ±10, and head-only training needs many epochs to undo them.
+
     >>> import tlwidgets as tlw
     >>> model = tlw.create_model("tf_efficientnet_lite0", num_classes=5)  # doctest: +SKIP
     >>> model.pretrained_cfg["mean"], model.tlw_load_report.method          # doctest: +SKIP
     ((0.5, 0.5, 0.5), 'order')
     """
+    if head_init not in HEAD_INITS:
+        raise ConfigError(
+            f"head_init must be one of {', '.join(map(repr, HEAD_INITS))}, not {head_init!r}."
+        )
+    model = _create_model(name, num_classes, weights, **timm_kwargs)
+    if head_init == "zero":
+        _zero_fresh_head(model)
+    return model
+
+
+HEAD_INITS = ("zero", "timm")
+
+
+def _zero_fresh_head(model: nn.Module) -> None:
+    """Zero the classifier unless its tensors were loaded from the weights."""
+    get = getattr(model, "get_classifier", None)
+    head = get() if callable(get) else None
+    if not isinstance(head, (nn.Linear, nn.Conv2d)):
+        return
+    report = getattr(model, "tlw_load_report", None)
+    if report is not None:
+        keys = _classifier_keys(model, list(model.state_dict()))
+        loaded = set(report.matched) - set(report.skipped) - set(report.missing)
+        if keys and all(k in loaded for k in keys):
+            return
+    with torch.no_grad():
+        head.weight.zero_()
+        if head.bias is not None:
+            head.bias.zero_()
+
+
+def _create_model(
+    name: str,
+    num_classes: int,
+    weights: str | os.PathLike[str] = "auto",
+    **timm_kwargs: Any,
+) -> nn.Module:
     num_classes = _check_num_classes(num_classes)
     for reserved in ("pretrained", "pretrained_cfg_overlay", "checkpoint_path"):
         if reserved in timm_kwargs:
