@@ -484,8 +484,15 @@ class Trainer:
             return None
 
     def _steps_per_epoch_safe(self) -> int | None:
+        # Called from other threads (a dashboard's timer): never build a loader here, that is
+        # the training thread's job.
         try:
-            return self._steps_per_epoch()
+            cache, loader = self._cache, self._train_loader
+            if cache is not None:
+                return len(cache)
+            if loader is not None:
+                return len(loader)
+            return math.ceil(len(self.data.train_items) / self.data.batch_size)
         except Exception:  # noqa: BLE001 - progress() must never raise
             return None
 
