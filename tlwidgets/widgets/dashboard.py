@@ -680,14 +680,14 @@ class TrainingDashboard(widgets.VBox):
         with self.progress.hold_sync():
             self.progress.max = max(total, 1)
             self.progress.value = min(step, max(total, 1))
-        ep, eps = p.get("epoch"), p.get("epochs")
-        spe = p.get("steps_per_epoch")
-        in_epoch = step - int(ep or 0) * int(spe) if spe else None
+        # progress()["epoch"] is 1-based while a run is active and the count done otherwise
+        ep, eps, spe = int(p.get("epoch") or 0), p.get("epochs"), p.get("steps_per_epoch")
         parts = []
         if eps:
-            parts.append(f"epoch {min(int(ep or 0) + 1, int(eps))}/{int(eps)}")
-        if spe and in_epoch is not None:
-            parts.append(f"step {max(0, min(in_epoch, int(spe)))}/{int(spe)}")
+            parts.append(f"epoch {min(ep, int(eps))}/{int(eps)}")
+        if spe and step:
+            in_epoch = (step - 1) % int(spe) + 1
+            parts.append(f"step {in_epoch}/{int(spe)}")
         parts.append(f"elapsed {_fmt_duration(p.get('elapsed'))}")
         parts.append(f"ETA {_fmt_duration(p.get('eta'))}")
         rate = p.get("img_s", img_s)
