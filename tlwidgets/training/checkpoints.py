@@ -28,12 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file, save_model
 
 from ..errors import TrainingError
 
 __all__ = [
-    "save_checkpoint", "load_checkpoint", "link_checkpoint", "atomic_write", "checkpoint_paths"
+    "save_checkpoint", "load_checkpoint", "link_checkpoint", "atomic_write", "checkpoint_paths",
+    "snapshot_weights", "snapshot_state",
 ]
 
 
@@ -77,6 +78,37 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def snapshot_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of ``model.state_dict()`` that a background thread can write while training
+    goes on; tied tensors are kept once, as ``safetensors.torch.save_model`` does.
+
+    >>> import torch
+    >>> sorted(snapshot_weights(torch.nn.Linear(2, 2)))
+    ['bias', 'weight']
+    """
+    live = model.state_dict()
+    try:
+        from safetensors.torch import _remove_duplicate_names
+
+        drop = {n for names in _remove_duplicate_names(live).values() for n in names}
+    except ImportError:  # older safetensors: keep every name (tied weights are rare here)
+        drop = set()
+    return {
+        k: v.detach().to("cpu", copy=True).contiguous() for k, v in live.items() if k not in drop
+    }
+
+
+def snapshot_state(obj: Any) -> Any:
+    """A deep CPU copy of a state structure (tensors copied, containers rebuilt)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: snapshot_state(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [snapshot_state(v) for v in obj]
+    return obj
+
+
 def _save_state(state: dict[str, Any], path: str) -> None:
     # The per-record CRC32 of torch.save costs about as much as writing the bytes; the file is
     # replaced atomically, so a torn write is never read. The option is global: put it back.
@@ -93,9 +125,13 @@ def _save_state(state: dict[str, Any], path: str) -> None:
 
 
 def save_checkpoint(
-    folder: str | os.PathLike, name: str, model: torch.nn.Module, state: dict[str, Any]
+    folder: str | os.PathLike, name: str, model: torch.nn.Module | dict[str, torch.Tensor],
+    state: dict[str, Any],
 ) -> tuple[Path, Path]:
     """Write ``model``'s weights and ``state`` as checkpoint ``name`` in ``folder``, atomically.
+
+    ``model`` may also be a :func:`snapshot_weights` dict (what the trainer's background writer
+    passes, so training can go on while the files are written).
 
     >>> import torch, tempfile
     >>> w, s = save_checkpoint(tempfile.mkdtemp(), "best", torch.nn.Linear(2, 2), {"step": 3})
@@ -103,8 +139,13 @@ def save_checkpoint(
     3
     """
     weights_path, state_path = checkpoint_paths(folder, name)
-    # save_model (not save_file) so tied weights are stored once and loaded back tied.
-    atomic_write(weights_path, lambda tmp: save_model(model, tmp))
+    # save_model (not save_file) so tied weights are stored once and loaded back tied;
+    # snapshot_weights already dropped the duplicates the same way.
+    if isinstance(model, dict):
+        weights = model
+        atomic_write(weights_path, lambda tmp: save_file(weights, tmp, metadata={"format": "pt"}))
+    else:
+        atomic_write(weights_path, lambda tmp: save_model(model, tmp))
     atomic_write(state_path, lambda tmp: _save_state(_plain(state), tmp))
     return weights_path, state_path
 

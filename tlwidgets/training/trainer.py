@@ -62,7 +62,14 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, NothingTrainableError, TrainerStateError, TrainingError
-from .checkpoints import atomic_write, link_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoints import (
+    atomic_write,
+    link_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    snapshot_state,
+    snapshot_weights,
+)
 from .events import EventBus, SubscriberError, TrainerEvent
 from .feature_cache import CacheDecision, FeatureCache, cache_decision
 from .schedules import SCHEDULES, Schedule
@@ -883,6 +890,7 @@ class Trainer:
         # A finite loss can still come with infinite gradients (the CPU path checks the loss
         # only); then the last epoch's checkpoint is the last known good state.
         folder = self.run_dir / "checkpoints"
+        self._join_writer()
         try:
             load_checkpoint(folder, "last", self.model, device=str(self.device))
             return "the model was put back to the checkpoint of the last completed epoch"
@@ -893,6 +901,7 @@ class Trainer:
     def _finish_files(self, final: str) -> None:
         try:
             self._flush_steps()
+            self._join_writer()
             if final in ("stopped", "failed") and self._cycle is not None:
                 self._save_checkpoint("last")
         except Exception as exc:  # noqa: BLE001 - a full disk must not hide the real outcome
@@ -1257,11 +1266,7 @@ class Trainer:
         better = self._improves(value, self._best, _METRICS[self.metric], 0.0)
         if better:
             self._best = value
-        self._save_checkpoint("last")
-        if better:
-            # "best" is this epoch's "last": a hard link costs no second write of the weights
-            # (the next "last" is a new file, so the link keeps these bytes).
-            link_checkpoint(self.run_dir / "checkpoints", "last", "best")
+        self._save_checkpoint("last", link_best=better, background=True)
         es = self.early_stopping
         if es is None:
             return False
@@ -1320,7 +1325,14 @@ class Trainer:
             "metric": self.metric, "seed": self.seed,
         }
 
-    def _save_checkpoint(self, name: str) -> None:
+    def _save_checkpoint(self, name: str, link_best: bool = False,
+                         background: bool = False) -> None:
+        """Write checkpoint ``name`` (and make "best" a hard link to it when ``link_best``).
+
+        The weights and optimizer state are copied to CPU memory here, at the step boundary;
+        with ``background`` a writer thread serialises them while the next epoch trains (one
+        write in flight at most; the run waits for it before it ends)."""
+        self._join_writer()
         bn_eval: list[str] = []
         bn_frozen = False
         modes = [(m, m.training) for m in self.model.modules()]
@@ -1341,19 +1353,55 @@ class Trainer:
             "best": self._best,
             "bad_epochs": self._bad_epochs,
             "cycle": self._cycle.to_dict() if self._cycle else None,
-            "optimizer": self._optimizer.state_dict() if self._optimizer is not None else None,
-            "scaler": self._scaler.state_dict() if self._scaler is not None else None,
+            "optimizer": snapshot_state(self._optimizer.state_dict())
+            if self._optimizer is not None else None,
+            "scaler": snapshot_state(self._scaler.state_dict()) if self._scaler is not None else None,
             "trainable": [n for n, p in self.model.named_parameters() if p.requires_grad],
             "bn_policy": "frozen" if bn_frozen else ("eval" if bn_eval else "train"),
             "classes": list(getattr(self.data, "classes", [])),
         }
-        save_checkpoint(self.run_dir / "checkpoints", name, self.model, state)
-        if name == "last":
-            info = {"model": _model_name(self.model), "classes": state["classes"],
-                    "epochs_done": self._epochs_done, "global_step": self._global_step,
-                    "config": self._config()}
-            atomic_write(self.run_dir / "run.json",
-                         lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2, default=str)))
+        weights = snapshot_weights(self.model)
+        folder = self.run_dir / "checkpoints"
+        info = {"model": _model_name(self.model), "classes": state["classes"],
+                "epochs_done": self._epochs_done, "global_step": self._global_step,
+                "config": self._config()}
+        run_json = self.run_dir / "run.json"
+
+        def write() -> None:
+            save_checkpoint(folder, name, weights, state)
+            if link_best:
+                # "best" is this epoch's "last": a hard link costs no second write (the next
+                # "last" is a new file, so the link keeps these bytes).
+                link_checkpoint(folder, name, "best")
+            if name == "last":
+                atomic_write(run_json, lambda tmp: Path(tmp).write_text(
+                    json.dumps(info, indent=2, default=str)))
+
+        if not background:
+            write()
+            return
+
+        def run() -> None:
+            try:
+                write()
+            except Exception as exc:  # noqa: BLE001 - reported by _join_writer
+                self._writer_error = exc
+
+        self._writer = threading.Thread(target=run, name="tlwidgets-checkpoint", daemon=True)
+        self._writer.start()
+
+    _writer: threading.Thread | None = None
+    _writer_error: BaseException | None = None
+
+    def _join_writer(self) -> None:
+        """Wait for the checkpoint being written in the background, and report its failure."""
+        writer = self._writer
+        if writer is not None:
+            writer.join()
+            self._writer = None
+        if self._writer_error is not None:
+            exc, self._writer_error = self._writer_error, None
+            self._log(f"could not write a checkpoint to {self._run_dir}: {exc}")
 
     # ------------------------------------------------------------------ lr_find, evaluation
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100,
