@@ -206,7 +206,8 @@ class TrainingDashboard(widgets.VBox):
         self._buf = _Buffers(smoothing)
         self._sent = {"step": -1, "epoch": -1, "state": -1, "compare": -1}
         self._compare_version = 0
-        self._compare: list[RunRecord] = []
+        # not "_compare": that name is the Widget method traitlets uses to compare values (repr)
+        self._overlays: list[RunRecord] = []
         self._run_id = next(_RUN_IDS)
         self._evaluated_run: int | None = None
         self._flush_lock = threading.Lock()
@@ -228,12 +229,18 @@ class TrainingDashboard(widgets.VBox):
     def _build_widgets(self) -> None:
         t = self.trainer
         self.controls = RunControls(state=str(getattr(t, "state", "idle")))
+        epochs0 = int(getattr(t, "epochs", 1) or 1)
+        lr = getattr(t, "lr", 1e-3) or 1e-3
+        lr0 = float(lr.stop if isinstance(lr, slice) else lr)  # discriminative: the head's rate
+        self._inputs_shown = (epochs0, lr0)
+        # The bounds include the trainer's own values: a bounded field clamps its value, and
+        # Start copies the fields into the trainer, so a tighter bound would change the run.
         self.epochs_input = widgets.BoundedIntText(
-            value=int(getattr(t, "epochs", 1) or 1), min=1, max=10_000, description="Epochs",
+            value=epochs0, min=1, max=max(10_000, epochs0), description="Epochs",
             layout=widgets.Layout(width="150px"), style={"description_width": "50px"},
         )
         self.lr_input = widgets.BoundedFloatText(
-            value=float(getattr(t, "lr", 1e-3) or 1e-3), min=1e-8, max=10.0, step=1e-4,
+            value=lr0, min=min(1e-8, lr0), max=max(10.0, lr0), step=1e-4,
             description="LR", layout=widgets.Layout(width="170px"),
             style={"description_width": "30px"},
         )
@@ -276,19 +283,21 @@ class TrainingDashboard(widgets.VBox):
         )
         self._x_axis_loss = bq.Axis(scale=self._x_steps, label="step", num_ticks=6)
         self._y_axis_loss = bq.Axis(
-            scale=self._y_loss_lin, side="left", label="loss", tick_format=".3g"
+            scale=self._y_loss_lin, side="left", label="loss", tick_format=".3g",
+            label_offset="45px",
         )
         self.loss_figure = bq.Figure(
             marks=[self.compare_loss, self.raw_line, self.smooth_line, self.valid_line,
                    self.epoch_marks],
             axes=[self._x_axis_loss, self._y_axis_loss], title="Loss",
             legend_location="top-right", animation_duration=0,
-            fig_margin={"top": 40, "bottom": 40, "left": 55, "right": 15},
+            fig_margin={"top": 40, "bottom": 40, "left": 65, "right": 15},
             layout=widgets.Layout(width="100%", height="300px", min_width="320px"),
         )
 
         # accuracy per epoch
         self._x_epochs = bq.LinearScale(min=0.0)
+        self._x_axis_epochs = bq.Axis(scale=self._x_epochs, label="epoch", tick_format="d")
         self._y_acc = bq.LinearScale(min=0.0, max=1.0)
         acc_scales = {"x": self._x_epochs, "y": self._y_acc}
         self.acc_line = bq.Lines(
@@ -301,9 +310,9 @@ class TrainingDashboard(widgets.VBox):
         )
         self.acc_figure = bq.Figure(
             marks=[self.compare_acc, self.acc_line],
-            axes=[bq.Axis(scale=self._x_epochs, label="epoch", tick_format="d"),
+            axes=[self._x_axis_epochs,
                   bq.Axis(scale=self._y_acc, side="left", label="valid accuracy",
-                          tick_format=".0%")],
+                          tick_format=".0%", label_offset="40px")],
             title="Validation accuracy", legend_location="bottom-right", animation_duration=0,
             fig_margin={"top": 40, "bottom": 40, "left": 55, "right": 15},
             layout=widgets.Layout(width="100%", height="300px", min_width="280px"),
@@ -319,9 +328,9 @@ class TrainingDashboard(widgets.VBox):
             marks=[self.lr_line],
             axes=[bq.Axis(scale=self._x_steps, label="step", num_ticks=6),
                   bq.Axis(scale=self._y_lr, side="left", label="learning rate",
-                          tick_format=".1e")],
+                          tick_format=".1e", label_offset="55px")],
             title="Learning rate per group", legend_location="top-right", animation_duration=0,
-            fig_margin={"top": 40, "bottom": 40, "left": 65, "right": 15},
+            fig_margin={"top": 40, "bottom": 40, "left": 75, "right": 15},
             layout=widgets.Layout(width="100%", height="240px", min_width="280px"),
         )
 
@@ -470,11 +479,20 @@ class TrainingDashboard(widgets.VBox):
             self._publisher.kick()
 
     def _apply_inputs(self) -> None:
+        # Only what the user edited goes to the trainer, so a value set in code (a slice of
+        # discriminative rates, say) survives a press of Start.
         t = self.trainer
-        if hasattr(t, "epochs"):
-            t.epochs = int(self.epochs_input.value)
-        if hasattr(t, "lr"):
-            t.lr = float(self.lr_input.value)
+        epochs, lr = int(self.epochs_input.value), float(self.lr_input.value)
+        shown_epochs, shown_lr = self._inputs_shown
+        if hasattr(t, "epochs") and epochs != shown_epochs:
+            t.epochs = epochs
+        if hasattr(t, "lr") and lr != shown_lr:
+            old = t.lr
+            if isinstance(old, slice) and old.start and old.stop:
+                t.lr = slice(old.start * lr / old.stop, lr)  # keep the ratio between groups
+            else:
+                t.lr = lr
+        self._inputs_shown = (epochs, lr)
 
     def _on_log_toggle(self, change: dict[str, Any]) -> None:
         y = self._y_loss_log if change["new"] else self._y_loss_lin
@@ -502,8 +520,8 @@ class TrainingDashboard(widgets.VBox):
             raise ConfigError(
                 f"compare() takes a Trainer, a RunRecord or a run label, not {type(run).__name__}."
             )
-        if all(r.run_id != rec.run_id for r in self._compare):
-            self._compare.append(rec)
+        if all(r.run_id != rec.run_id for r in self._overlays):
+            self._overlays.append(rec)
         if all(r.run_id != rec.run_id for r in _RUNS):
             _RUNS.append(rec)
         self._refresh_compare_options()
@@ -519,7 +537,7 @@ class TrainingDashboard(widgets.VBox):
     def _refresh_compare_options(self) -> None:
         shown = (self._run_id, getattr(self, "_shown_run", None))
         options = [(r.label, r.run_id) for r in _RUNS if r.run_id not in shown]
-        chosen = tuple(r.run_id for r in self._compare if any(o[1] == r.run_id for o in options))
+        chosen = tuple(r.run_id for r in self._overlays if any(o[1] == r.run_id for o in options))
         self.compare_select.unobserve(self._on_compare_select, "value")
         try:
             self.compare_select.options = options
@@ -529,7 +547,7 @@ class TrainingDashboard(widgets.VBox):
 
     def _on_compare_select(self, change: dict[str, Any]) -> None:
         ids = set(change["new"])
-        self._compare = [r for r in _RUNS if r.run_id in ids]
+        self._overlays = [r for r in _RUNS if r.run_id in ids]
         self._compare_version += 1
         self._publisher_kick()
 
@@ -583,12 +601,19 @@ class TrainingDashboard(widgets.VBox):
             self._lr_pushed = now
             n = len(lr_x)
             idx = decimate_stride(np.arange(n), np.arange(n), max(self.max_points // 4, 10))[0]
+            ys, names = lrs[idx].T, self._group_names(lrs.shape[1])
+            if len(ys) > 1 and np.allclose(ys, ys[:1], rtol=1e-6, atol=0):
+                # groups on one schedule are one line: a legend of identical curves hides the plot
+                ys, names = ys[:1], [f"all {len(names)} groups" if len(names) > 1 else names[0]]
             with self.lr_line.hold_sync():
                 self.lr_line.x = _f32(lr_x[idx])
-                self.lr_line.y = _f32(lrs[idx].T)
-                names = self._group_names(lrs.shape[1])
+                # one line goes as 1-D: bqplot squeezes a 1x1 array and then rejects it
+                self.lr_line.y = _f32(ys[0] if len(ys) == 1 else ys)
                 if list(self.lr_line.labels) != names:
                     self.lr_line.labels = names
+                legend = len(names) <= 6
+                if self.lr_line.display_legend != legend:
+                    self.lr_line.display_legend = legend
 
     def _group_names(self, n: int) -> list[str]:
         names = getattr(self.trainer, "param_group_names", None)
@@ -648,7 +673,7 @@ class TrainingDashboard(widgets.VBox):
                 self._shown_run = rec.run_id  # still on screen: not offered as an overlay
 
     def _push_compare(self) -> None:
-        recs = self._compare
+        recs = self._overlays
         with self.compare_loss.hold_sync():
             if recs:
                 xs, ys = zip(*(_pad_series(*decimate_stride(r.step_x, r.smooth_loss,
@@ -682,6 +707,9 @@ class TrainingDashboard(widgets.VBox):
             self.progress.value = min(step, max(total, 1))
         # progress()["epoch"] is 1-based while a run is active and the count done otherwise
         ep, eps, spe = int(p.get("epoch") or 0), p.get("epochs"), p.get("steps_per_epoch")
+        if eps and self._x_epochs.max != float(eps):
+            self._x_epochs.max = float(eps)
+            self._x_axis_epochs.num_ticks = min(int(eps), 8)  # whole epochs, no repeated ticks
         parts = []
         if eps:
             parts.append(f"epoch {min(ep, int(eps))}/{int(eps)}")
@@ -756,7 +784,7 @@ def _epoch_table_html(epochs: list[dict[str, float]]) -> str:
 
     rows = "".join(
         "<tr>"
-        f"<td>{cell(r['epoch'] + 1 if math.isfinite(r['epoch']) else math.nan, '.0f')}</td>"
+        f"<td>{cell(r['epoch'], '.0f')}</td>"
         f"<td>{cell(r['train_loss'], '.4f')}</td><td>{cell(r['valid_loss'], '.4f')}</td>"
         f"<td>{cell(r['accuracy'] * 100, '.1f')}%</td><td>{cell(r['seconds'], '.1f')} s</td>"
         "</tr>"
