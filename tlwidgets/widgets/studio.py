@@ -328,7 +328,8 @@ class Studio(widgets.VBox):
     # ------------------------------------------------------------------ Predict
     def _predict_page(self) -> widgets.Widget:
         self.upload = widgets.FileUpload(accept="image/*", multiple=False,
-                                         description="Upload a photo")
+                                         description="Upload a photo",
+                                         layout=widgets.Layout(width="auto"))
         self.upload.observe(self._on_upload, "value")
         self.predict_box = widgets.VBox()
         return widgets.VBox([_explain("predict", "trainer.predict([image], k=3)"),
