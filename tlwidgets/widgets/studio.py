@@ -206,7 +206,8 @@ class Studio(widgets.VBox):
         self.create_button.on_click(lambda _: self._create_model())
         self.model_status = widgets.HTML("")
         self.browser_box = widgets.VBox()
-        self.show_browser = widgets.Button(description="Browse all models…", icon="search")
+        self.show_browser = widgets.Button(description="Browse all models…", icon="search",
+                                           layout=widgets.Layout(width="auto"))
         self.show_browser.on_click(lambda _: self._open_browser())
         self.model_choice = widgets.HTML(
             f"Model: <code>{OFFLINE_ARCH}</code> (pretrained weights ship offline)")
