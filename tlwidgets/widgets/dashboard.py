@@ -212,6 +212,7 @@ class TrainingDashboard(widgets.VBox):
         self._evaluated_run: int | None = None
         self._flush_lock = threading.Lock()
         self._lr_pushed = -math.inf
+        self._lr_sent_n = 0
 
         self._build_widgets()
         self._load_existing()
@@ -281,7 +282,7 @@ class TrainingDashboard(widgets.VBox):
             x=[], y=[], scales=ys, line_style="dashed", stroke_width=1.5, display_legend=True,
             colors=_COLORS[2:],
         )
-        self._x_axis_loss = bq.Axis(scale=self._x_steps, label="step", num_ticks=6)
+        self._x_axis_loss = bq.Axis(scale=self._x_steps, label="step")
         self._y_axis_loss = bq.Axis(
             scale=self._y_loss_lin, side="left", label="loss", tick_format=".3g",
             label_offset="45px",
@@ -326,7 +327,7 @@ class TrainingDashboard(widgets.VBox):
         )
         self.lr_figure = bq.Figure(
             marks=[self.lr_line],
-            axes=[bq.Axis(scale=self._x_steps, label="step", num_ticks=6),
+            axes=[bq.Axis(scale=self._x_steps, label="step"),
                   bq.Axis(scale=self._y_lr, side="left", label="learning rate",
                           tick_format=".1e", label_offset="55px")],
             title="Learning rate per group", legend_location="top-right", animation_duration=0,
@@ -558,7 +559,10 @@ class TrainingDashboard(widgets.VBox):
             b = self._buf
             with b.lock:
                 versions = (b.step_version, b.epoch_version, b.state_version)
-                step_changed = versions[0] != self._sent["step"]
+                # the learning rate is sent at most once a second: the final flush sends the
+                # rest even when the steps themselves went out already
+                lr_behind = final and len(b.lr_steps) != self._lr_sent_n
+                step_changed = versions[0] != self._sent["step"] or lr_behind
                 epoch_changed = versions[1] != self._sent["epoch"]
                 state_changed = versions[2] != self._sent["state"]
                 if step_changed:
@@ -600,6 +604,7 @@ class TrainingDashboard(widgets.VBox):
         if lrs.size and (final or now - self._lr_pushed >= 1.0):
             self._lr_pushed = now
             n = len(lr_x)
+            self._lr_sent_n = n
             idx = decimate_stride(np.arange(n), np.arange(n), max(self.max_points // 4, 10))[0]
             ys, names = lrs[idx].T, self._group_names(lrs.shape[1])
             if len(ys) > 1 and np.allclose(ys, ys[:1], rtol=1e-6, atol=0):
@@ -709,7 +714,10 @@ class TrainingDashboard(widgets.VBox):
         ep, eps, spe = int(p.get("epoch") or 0), p.get("epochs"), p.get("steps_per_epoch")
         if eps and self._x_epochs.max != float(eps):
             self._x_epochs.max = float(eps)
-            self._x_axis_epochs.num_ticks = min(int(eps), 8)  # whole epochs, no repeated ticks
+            # whole epochs only: d3's own ticks (1.5, 4.5, ...) printed as integers mislead
+            every = next(k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, int(eps))
+                         if int(eps) / k <= 8)
+            self._x_axis_epochs.tick_values = np.arange(0, int(eps) + 1, every, dtype=float)
         parts = []
         if eps:
             parts.append(f"epoch {min(ep, int(eps))}/{int(eps)}")
@@ -791,6 +799,7 @@ def _epoch_table_html(epochs: list[dict[str, float]]) -> str:
         for r in epochs
     )
     return (
+        "<style>.tlw-epochs th, .tlw-epochs td {padding: 2px 12px}</style>"
         "<table class='tlw-epochs' style='border-collapse:collapse;text-align:right'>"
         "<thead><tr><th>epoch</th><th>train loss</th><th>valid loss</th><th>accuracy</th>"
         f"<th>time</th></tr></thead><tbody>{rows}</tbody></table>"
