@@ -1,13 +1,17 @@
 """Studio in a real JupyterLab page: a newcomer's path through the six tabs, all by clicks
 (Data → Model → Layers → Train → Evaluate → Predict), on the offline sample photos and the
-packaged pretrained EfficientNet-Lite0, at 64 px and one epoch so it fits a laptop CPU."""
+packaged pretrained EfficientNet-Lite0, at 64 px and three epochs of the head so it fits a laptop CPU."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 
 import pytest
+
+from .conftest import REPO
 
 pytestmark = pytest.mark.browser
 
@@ -16,7 +20,7 @@ CELLS = [
     "import torch, tlwidgets as tlw\n"
     "torch.set_num_threads(1)\n"
     "torch.manual_seed(0)\n"
-    "studio = tlw.Studio(img_size=64, epochs=1)\n"
+    "studio = tlw.Studio(img_size=64, epochs=3)\n"
     "studio",
 ]
 
@@ -124,6 +128,8 @@ def test_the_studio_runs_its_six_tabs_end_to_end(open_notebook):
              .map(f => f.querySelectorAll('rect.heatmapcell').length)"""
     )
     assert cells == [len(classes) ** 2] == [16], cells
+    page.mouse.move(0, 0)
+    shots = {"evaluate": nb.screenshot("evaluate", selector=ROOT)}
     times["evaluate"] = time.monotonic() - t
 
     # 6 · Predict: a PNG uploaded in the page; the top classes appear.
@@ -146,7 +152,17 @@ def test_the_studio_runs_its_six_tabs_end_to_end(open_notebook):
     ).strip()
     assert shown[0] == top  # the page's first row is the kernel's top class for that photo
     times["predict"] = time.monotonic() - t
-    shot = nb.screenshot("predict", selector=ROOT)
-    assert shot.stat().st_size > 0
+    page.mouse.move(0, 0)
+    shots["predict"] = nb.screenshot("predict", selector=ROOT)
+    open_tab(page, "Train")
+    page.set_viewport_size({"width": 1400, "height": 1500})  # the whole tab in one picture
+    page.mouse.move(0, 0)
+    shots["train"] = nb.screenshot("train", selector=ROOT)
+    for path in shots.values():
+        assert path.stat().st_size > 10_000
+    # The README's pictures; refreshed on request only, so a test run leaves the checkout clean.
+    if os.environ.get("TLW_UPDATE_DOCS_IMAGES") == "1":
+        for tab, path in shots.items():
+            shutil.copyfile(path, REPO / "docs" / "images" / f"studio-{tab}.png")
     print("\n[studio timings] " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
           + f"; {steps} training steps")
