@@ -111,7 +111,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (1 avoids OpenMP spin-waits on a crowded machine)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.amp and args.device != "cuda":
         ap.error("--amp needs --device cuda")
 
