@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 
+import nbformat
 import pytest
 
 from .conftest import REPO
@@ -84,11 +85,18 @@ def step(nb) -> int:
     return int(nb.kernel("print(trainer.progress()['step'])").strip())
 
 
+PROGRESS_JS = """() => Array.from(document.querySelectorAll('.tlw-dashboard .widget-label'))
+  .map(e => e.textContent).find(t => t.includes('elapsed')) || ''"""
+
+
 def progress_text(page) -> str:
-    return page.evaluate(
-        """() => Array.from(document.querySelectorAll('.tlw-dashboard .widget-label'))
-             .map(e => e.textContent).find(t => t.includes('elapsed')) || ''"""
-    )
+    return page.evaluate(PROGRESS_JS)
+
+
+def wait_progress_change(page, old: str) -> str:
+    """The label follows its own message, a moment after the curve's: wait for it to move on."""
+    page.wait_for_function(f"old => ({PROGRESS_JS})() !== old", arg=old, timeout=30_000)
+    return progress_text(page)
 
 
 def test_start_pause_resume_stop_from_the_page(open_notebook):
@@ -107,16 +115,15 @@ def test_start_pause_resume_stop_from_the_page(open_notebook):
     wait_badge(page, "Running")
     page.wait_for_function(f"() => Math.max(0, ...({LOSS_POINTS_JS})() || []) >= 5", timeout=60_000)
     first = loss_points(page)
-    label_first = progress_text(page)
+    label_first = wait_progress_change(page, label_before)
     page.wait_for_function(
         f"n => Math.max(0, ...({LOSS_POINTS_JS})() || []) > n", arg=first + 10, timeout=60_000
     )
     second = loss_points(page)
-    label_second = progress_text(page)
+    label_second = wait_progress_change(page, label_first)
     t_grow = time.monotonic() - t1
     assert second > first >= 5
-    assert label_first != label_before and label_second != label_first
-    assert "epoch" in label_second and "step" in label_second
+    assert "/40 · step " in label_second, label_second  # epoch i/40 · step j/M · ...
     assert nb.kernel("print(trainer.state)").strip() == "running"
 
     # Pause: the step counter stands still.
@@ -146,6 +153,11 @@ def test_start_pause_resume_stop_from_the_page(open_notebook):
     stopped_at = step(nb)
     total = int(nb.kernel("print(trainer.progress()['total_steps'])").strip())
     assert paused_at < stopped_at < total  # stopped mid-run, not finished
+    # Every step the kernel logged is a point of the faint raw-loss line in the page.
+    logged = int(nb.kernel("print(len(trainer.steps))").strip())
+    page.wait_for_function(
+        f"n => Math.max(0, ...({LOSS_POINTS_JS})() || []) === n", arg=logged, timeout=10_000
+    )
     nb.run_cell(
         "model.eval()\n"
         "with torch.no_grad():\n"
@@ -262,3 +274,34 @@ def test_quickstart_widgets_mid_training_screenshots(open_notebook, theme):
         shutil.copyfile(shots["dashboard"], IMAGES / f"dashboard-{theme}.png")
         shutil.copyfile(shots["browser"], IMAGES / f"quickstart-model_browser-{theme}.png")
         shutil.copyfile(shots["panel"], IMAGES / f"quickstart-freeze_panel-{theme}.png")
+
+
+def test_the_quickstart_notebook_runs_in_the_page(open_notebook):
+    """notebooks/quickstart.ipynb's own cells, run in JupyterLab: every cell passes, and the page
+    shows the finished run (all its steps plotted, the evaluation's confusion matrix)."""
+    source = nbformat.read(REPO / "notebooks" / "quickstart.ipynb", as_version=4)
+    cells = [c.source for c in source.cells if c.cell_type == "code"]
+    # The last cell closes the widgets; run it after looking at them.
+    closing = [i for i, c in enumerate(cells) if "dash.close()" in c]
+    assert closing, "the quickstart no longer closes its dashboard: update this test"
+    body, tail = cells[: closing[-1]], cells[closing[-1]:]
+    t0 = time.monotonic()
+    nb = open_notebook(body, name="quickstart_notebook", timeout=400)
+    t_run = time.monotonic() - t0
+    page = nb.page
+    assert nb.kernel("print(trainer.state)").strip() == "finished"
+    wait_badge(page, "Finished")
+    logged = int(nb.kernel("print(len(trainer.steps))").strip())
+    page.wait_for_function(
+        f"n => Math.max(0, ...({LOSS_POINTS_JS})() || []) === n", arg=logged, timeout=10_000
+    )
+    classes = int(nb.kernel("print(data.num_classes)").strip())
+    page.wait_for_function(
+        "n => document.querySelectorAll('.tlw-dashboard rect.heatmapcell').length === n",
+        arg=classes**2,
+        timeout=60_000,
+    )
+    for cell in tail:
+        nb.run_cell(cell)
+    print(f"\n[quickstart notebook] {len(body)} cells in the page in {t_run:.1f} s "
+          f"({logged} training steps), then {len(tail)} closing cell(s)")

@@ -1,6 +1,7 @@
 """Studio in a real JupyterLab page: a newcomer's path through the six tabs, all by clicks
 (Data → Model → Layers → Train → Evaluate → Predict), on the offline sample photos and the
-packaged pretrained EfficientNet-Lite0, at 64 px and three epochs of the head so it fits a laptop CPU."""
+packaged pretrained EfficientNet-Lite0, at 64 px and three epochs of the head so it fits a
+laptop CPU."""
 
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def test_the_studio_runs_its_six_tabs_end_to_end(open_notebook):
     page = nb.page
     page.wait_for_selector(f"{ROOT} .lm-TabBar-tab", timeout=60_000)
     titles = page.eval_on_selector_all(
-        f"{ROOT} > .widget-tab > .lm-TabBar .lm-TabBar-tab", "ts => ts.map(e => e.textContent.trim())"
+        f"{ROOT} > .widget-tab > .lm-TabBar .lm-TabBar-tab",
+        "ts => ts.map(e => e.textContent.trim())",
     )
     assert [s.split(" · ")[1] for s in titles] == [
         "Data", "Model", "Layers", "Train", "Evaluate", "Predict"]

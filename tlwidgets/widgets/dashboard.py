@@ -746,8 +746,9 @@ class TrainingDashboard(widgets.VBox):
                 f"{html.escape(f'{type(err).__name__}: {err}')}</span>"
             )
             return
-        self.evaluation = ev
+        # the view first: code that waits for .evaluation (another thread) then finds it built
         self.eval_box.children = _evaluation_view(ev, self.trainer, self.mistakes)
+        self.evaluation = ev
 
     def _maybe_evaluate(self) -> None:
         with self._buf.lock:
