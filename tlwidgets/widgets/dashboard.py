@@ -756,6 +756,12 @@ class TrainingDashboard(widgets.VBox):
         if (self.evaluate_on_end and state in ("finished", "stopped")
                 and self._evaluated_run != self._run_id):
             self._evaluated_run = self._run_id
+            # The run's thread publishes its last state just before it exits, and evaluate()
+            # refuses while that thread is alive: let it end first (this is the publisher's
+            # thread, never the trainer's).
+            wait = getattr(self.trainer, "wait", None)
+            if callable(wait):
+                wait(timeout=10)
             self.show_evaluation()
 
     def close(self) -> None:
