@@ -158,3 +158,57 @@ def test_export_onnx_without_the_package_says_what_to_install(trained: Trainer,
 def test_export_rejects_an_unknown_format(trained: Trainer, tmp_path: Path) -> None:
     with pytest.raises(tlw.ConfigError, match="safetensors, torchscript, onnx"):
         trained.export(tmp_path / "m", format="pickle")
+
+
+def test_two_threads_evaluating_one_model_get_its_eval_results_and_leave_it_intact() -> None:
+    # The dashboard evaluates in its publisher thread when a run ends while the next cell calls
+    # trainer.evaluate(). Events force the bad interleaving: B starts while A is mid-evaluation,
+    # and B's first batch waits until A has returned (and, unserialised, restored train mode).
+    import threading
+
+    from tlwidgets.evaluation import evaluate
+
+    a_in, b_started, a_done = threading.Event(), threading.Event(), threading.Event()
+    seen: set[str] = set()
+
+    class Gate(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            name = threading.current_thread().name
+            if name not in seen:
+                seen.add(name)
+                if name == "A":
+                    a_in.set()
+                    b_started.wait(5)
+                elif name == "B":
+                    a_done.wait(5)
+            return x
+
+    torch.manual_seed(0)
+    data = tlw.ImageData.from_arrays(torch.rand(16, 3, 16, 16), [0, 1] * 8, batch_size=4,
+                                     valid_pct=0.5)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), Gate(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 2))
+    model.train()  # as a trainer leaves it
+    stats = model[1].running_mean.clone()
+    seen.add(threading.current_thread().name)
+    expected = evaluate(model, data).probs
+    results: dict[str, np.ndarray] = {}
+
+    def run_a() -> None:
+        results["A"] = evaluate(model, data).probs
+        a_done.set()
+
+    def run_b() -> None:
+        a_in.wait(5)
+        b_started.set()
+        results["B"] = evaluate(model, data).probs
+
+    threads = [threading.Thread(target=run_a, name="A"), threading.Thread(target=run_b, name="B")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    np.testing.assert_allclose(results["A"], expected, atol=1e-6)
+    np.testing.assert_allclose(results["B"], expected, atol=1e-6)
+    assert torch.equal(model[1].running_mean, stats), "an evaluation changed BatchNorm statistics"
+    assert model.training and model[1].training, "the model was not left in train mode"

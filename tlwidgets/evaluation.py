@@ -14,7 +14,9 @@ import copy
 import importlib.util
 import json
 import os
+import threading
 import warnings
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -128,9 +130,32 @@ def _no_autocast() -> Any:
     return contextlib.nullcontext()
 
 
+# One lock per model (kept outside the model, so deepcopy and torch.save never meet it).
+# Evaluations of one model from two threads happen in ordinary use: the dashboard evaluates in its
+# publisher thread when a run ends while the next cell calls trainer.evaluate(). Unserialised, the
+# first to finish restored train mode under the other, whose remaining batches then ran with
+# batch statistics (wrong probabilities) and overwrote the BatchNorm running statistics.
+_EVAL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
+_EVAL_LOCKS_GUARD = threading.Lock()
+
+
+def _eval_lock(model: nn.Module) -> threading.RLock:
+    with _EVAL_LOCKS_GUARD:
+        lock = _EVAL_LOCKS.get(model)
+        if lock is None:
+            lock = _EVAL_LOCKS[model] = threading.RLock()
+        return lock
+
+
 @torch.no_grad()
 def _logits(model: nn.Module, batches: Any, device: torch.device, autocast: Callable[[], Any],
             channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    with _eval_lock(model):
+        return _logits_locked(model, batches, device, autocast, channels_last)
+
+
+def _logits_locked(model: nn.Module, batches: Any, device: torch.device,
+                   autocast: Callable[[], Any], channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
     modes = [(m, m.training) for m in model.modules()]
     outs, ys = [], []
     try:
