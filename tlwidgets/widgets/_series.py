@@ -67,7 +67,7 @@ class LossSeries:
     [1.0, 1.0, 1.0]
     """
 
-    def __init__(self, beta: float = 0.98, capacity: int = 1024) -> None:
+    def __init__(self, beta: float = 0.9, capacity: int = 1024) -> None:
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {beta}")
         self.beta = beta
