@@ -212,3 +212,45 @@ def test_two_threads_evaluating_one_model_get_its_eval_results_and_leave_it_inta
     np.testing.assert_allclose(results["B"], expected, atol=1e-6)
     assert torch.equal(model[1].running_mean, stats), "an evaluation changed BatchNorm statistics"
     assert model.training and model[1].training, "the model was not left in train mode"
+
+
+def test_a_run_started_during_another_threads_evaluation_waits_for_it(tmp_path: Path) -> None:
+    # The dashboard's end-of-run evaluation (publisher thread) and `trainer.start()` in the next
+    # cell: no training step may run while the evaluation has the model in eval mode.
+    import threading
+
+    from tlwidgets.evaluation import evaluate
+
+    evaluating, release, stepped = threading.Event(), threading.Event(), threading.Event()
+
+    class Gate(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if threading.current_thread().name == "dashboard" and not evaluating.is_set():
+                evaluating.set()
+                release.wait(10)
+            return x
+
+    torch.manual_seed(0)
+    data = tlw.ImageData.from_arrays(torch.rand(16, 3, 16, 16), [0, 1] * 8, batch_size=4,
+                                     valid_pct=0.5)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), Gate(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(4, 2))
+    trainer = Trainer(model, data, epochs=1, run_dir=tmp_path, cache_features=False)
+    during_evaluation: list[bool] = []
+
+    def on_step(event: tlw.TrainerEvent) -> None:
+        if event.kind == "step":
+            during_evaluation.append(not release.is_set())
+            stepped.set()
+
+    trainer.subscribe(on_step)
+    dashboard = threading.Thread(target=lambda: evaluate(model, data), name="dashboard")
+    dashboard.start()
+    assert evaluating.wait(10)
+    trainer.start()
+    stepped.wait(1.0)  # unserialised, steps arrive here; serialised, the run waits for release
+    release.set()
+    dashboard.join(10)
+    assert trainer.wait(30) == "finished"
+    assert during_evaluation and not any(during_evaluation), (
+        "training steps ran while another thread was evaluating the model")

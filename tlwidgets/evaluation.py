@@ -130,16 +130,21 @@ def _no_autocast() -> Any:
     return contextlib.nullcontext()
 
 
-# One lock per model (kept outside the model, so deepcopy and torch.save never meet it).
-# Evaluations of one model from two threads happen in ordinary use: the dashboard evaluates in its
-# publisher thread when a run ends while the next cell calls trainer.evaluate(). Unserialised, the
-# first to finish restored train mode under the other, whose remaining batches then ran with
-# batch statistics (wrong probabilities) and overwrote the BatchNorm running statistics.
+# One lock per model (kept outside the model, so deepcopy and torch.save never meet it), held by
+# every evaluation and by a Trainer's whole run. Two threads using one model happen in ordinary
+# use: the dashboard evaluates in its publisher thread when a run ends while the next cell calls
+# trainer.evaluate() or starts the next run. Unserialised, whoever finished first restored the
+# module modes under the other: an evaluation's remaining batches ran in train mode (wrong
+# probabilities, BatchNorm running statistics overwritten with validation batches).
 _EVAL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _EVAL_LOCKS_GUARD = threading.Lock()
 
 
-def _eval_lock(model: nn.Module) -> threading.RLock:
+def model_lock(model: nn.Module) -> threading.RLock:
+    """The re-entrant lock that evaluations and training runs of ``model`` hold.
+
+    >>> with model_lock(model): ...                     # doctest: +SKIP
+    """
     with _EVAL_LOCKS_GUARD:
         lock = _EVAL_LOCKS.get(model)
         if lock is None:
@@ -150,7 +155,7 @@ def _eval_lock(model: nn.Module) -> threading.RLock:
 @torch.no_grad()
 def _logits(model: nn.Module, batches: Any, device: torch.device, autocast: Callable[[], Any],
             channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    with _eval_lock(model):
+    with model_lock(model):
         return _logits_locked(model, batches, device, autocast, channels_last)
 
 

@@ -800,6 +800,14 @@ class Trainer:
             signal.signal(signal.SIGINT, previous)
 
     def _execute(self, phases: list[Callable[[], None]], in_thread: bool) -> None:
+        from ..evaluation import model_lock
+
+        # An evaluation of this model in another thread (the dashboard's, right after the last
+        # run ended) finishes first: it switches module modes, which would leak into training.
+        with model_lock(self.model):
+            self._execute_locked(phases, in_thread)
+
+    def _execute_locked(self, phases: list[Callable[[], None]], in_thread: bool) -> None:
         final = "finished"
         self._run_started = time.perf_counter()
         with self._interrupt_guard(in_thread):
@@ -1416,10 +1424,13 @@ class Trainer:
         >>> result = trainer.lr_find()                                        # doctest: +SKIP
         >>> result.suggestion, result.df.head()                               # doctest: +SKIP
         """
+        from ..evaluation import model_lock
         from .lr_finder import lr_find as _lr_find
 
         self._check_not_active("lr_find()")
-        return _lr_find(self, start_lr=start_lr, end_lr=end_lr, num_it=num_it, stop_div=stop_div)
+        with model_lock(self.model):
+            return _lr_find(self, start_lr=start_lr, end_lr=end_lr, num_it=num_it,
+                            stop_div=stop_div)
 
     def evaluate(self) -> "Evaluation":
         """Predictions on the validation split: accuracy, confusion matrix, per-class metrics,
