@@ -234,3 +234,14 @@ def test_bad_arguments_say_what_to_do(trainer_factory):
             dash.compare("no such run")
         finally:
             dash.close()
+
+
+def test_overlays_are_labelled_with_the_trainers_name(trainer_factory):
+    first = trainer_factory(epochs=1, name="from scratch")
+    assert repr(first).startswith("Trainer(from scratch,")
+    with record_traffic():
+        first.fit()
+        dash = TrainingDashboard(trainer_factory(epochs=1), compare=[first], evaluate=False)
+        assert list(dash.compare_loss.labels) == ["from scratch"]
+        assert tlw.RunRecord.from_trainer(first).label == "from scratch"
+    dash.close()

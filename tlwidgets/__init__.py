@@ -69,6 +69,7 @@ _LAZY = {
     "ModelBrowser": ".widgets",
     "FreezePanel": ".widgets",
     "TrainingDashboard": ".widgets",
+    "RunRecord": ".widgets",
     "Studio": ".widgets",
 }
 

@@ -247,6 +247,7 @@ class Trainer:
     - ``metric``: what picks the best checkpoint: ``"accuracy"``, ``"valid_loss"`` or
       ``"train_loss"``.
     - ``seed``: if given, seeds torch and Python before each run, for reproducible runs.
+    - ``name``: the run's label in dashboards and comparisons (default: the architecture).
 
     >>> import torch, tlwidgets as tlw
     >>> data = tlw.ImageData.from_arrays(torch.rand(40, 3, 32, 32), [0, 1] * 20)  # doctest: +SKIP
@@ -276,6 +277,7 @@ class Trainer:
         callbacks: Iterable[Callable[[TrainerEvent], Any]] = (),
         metric: str = "accuracy",
         seed: int | None = None,
+        name: str | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(
@@ -325,6 +327,8 @@ class Trainer:
             )
         self.cache_features = cache_features
         self.seed = seed
+        # the run's label in dashboards and comparisons ("pretrained", "from scratch", ...)
+        self.name = str(name) if name is not None else _model_name(model)
         self._run_dir_arg = Path(run_dir) if run_dir is not None else None
         self._run_dir: Path | None = None
 
@@ -1472,7 +1476,7 @@ class Trainer:
         return export(self.model, self.data, path, format=format)
 
     def __repr__(self) -> str:
-        return (f"Trainer({_model_name(self.model)}, state={self._state!r}, "
+        return (f"Trainer({self.name}, state={self._state!r}, "
                 f"epochs_done={self._epochs_done}, device={self.device})")
 
 

@@ -10,6 +10,7 @@ _LAZY = {
     "ModelBrowser": ".model_browser",
     "FreezePanel": ".freeze_panel",
     "TrainingDashboard": ".dashboard",
+    "RunRecord": ".dashboard",
     "Studio": ".studio",
 }
 
