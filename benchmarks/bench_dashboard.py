@@ -106,7 +106,7 @@ def traffic(steps: int, rate: float) -> None:
     print(f"  kernel->browser: {bps / 1024:.1f} KB/s (target <= 50), {mps:.1f} messages/s "
           f"(target <= 20), {rec.messages} messages, {rec.bytes / 1e6:.2f} MB in all, "
           f"{rec.binary_bytes / max(rec.bytes, 1):.0%} binary")
-    print("  largest series sent (values): " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    print("  largest array sent per series (values; the LR mark holds one row per group): " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
 
 
 def overhead(repeats: int) -> None:
@@ -121,7 +121,7 @@ def overhead(repeats: int) -> None:
 
     def one(attached: bool) -> float:
         data = tlw.ImageData.from_arrays(images, labels, valid_pct=0.1, batch_size=32,
-                                         model=model)
+                                         model=model, img_size=64)
         trainer = tlw.Trainer(model, data, epochs=1, lr=1e-3, cache_features=False)
         with record_traffic():
             dash = TrainingDashboard(trainer, evaluate=False) if attached else None
