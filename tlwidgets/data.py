@@ -958,15 +958,14 @@ def _images_to_uint8_nhwc(images: Any) -> np.ndarray:
         )
     if arr.shape[0] == 0:
         raise DataError("images is empty (0 images); pass at least two images per class.")
-    if arr.shape[3] in (1, 3) and arr.shape[1] not in (1, 3):
-        pass  # NHWC
-    elif arr.shape[1] in (1, 3):
-        arr = arr.transpose(0, 2, 3, 1)
-    else:
-        raise DataError(
-            f"Cannot find the channel axis in images of shape {arr.shape}: expected 1 or 3 "
-            "channels on axis 1 (NCHW) or axis 3 (NHWC)."
-        )
+    already_nhwc = arr.shape[3] in (1, 3) and arr.shape[1] not in (1, 3)
+    if not already_nhwc:
+        if arr.shape[1] not in (1, 3):
+            raise DataError(
+                f"Cannot find the channel axis in images of shape {arr.shape}: expected 1 or 3 "
+                "channels on axis 1 (NCHW) or axis 3 (NHWC)."
+            )
+        arr = arr.transpose(0, 2, 3, 1)  # NCHW -> NHWC
     if arr.dtype == np.uint8:
         out = arr
     elif arr.dtype.kind in "fiu" or arr.dtype == bool:
