@@ -135,6 +135,9 @@ def test_clicks_slider_presets_keys_and_code_changes_stay_in_step(open_notebook)
     page.keyboard.press(" ")
     nb.wait_for("not model.layer1[0].conv1.weight.requires_grad")
     assert kernel_value(nb, "model.layer1[1].conv1.weight.requires_grad") is True
+    # Enter acts on what the page shows: wait until it shows the new counts (layer1 partial),
+    # or Enter on a parent still drawn as trainable would freeze it instead.
+    wait_total(page, nb)
     page.keyboard.press("ArrowLeft")  # to the parent (the layer1 module)
     page.keyboard.press("Enter")  # partial -> trainable
     nb.wait_for("all(p.requires_grad for p in model.layer1.parameters())")
