@@ -17,23 +17,9 @@ import tlwidgets as tlw
 from tlwidgets.evaluation import Evaluation
 from tlwidgets.training import Trainer
 
+from .tiny_model import Tiny
+
 torch.set_num_threads(1)
-
-
-class Tiny(nn.Module):
-    def __init__(self, num_classes: int = 3) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.fc = nn.Linear(8, num_classes)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
 
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
@@ -57,7 +43,7 @@ def trained(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Trainer:
     torch.manual_seed(0)
     data = tlw.ImageData.from_folder(folder, valid_pct=0.3, img_size=16, batch_size=8,
                                      augment="none")
-    trainer = Trainer(Tiny(), data, lr=3e-2, epochs=6,
+    trainer = Trainer(Tiny(3), data, lr=3e-2, epochs=6,
                       run_dir=tmp_path_factory.mktemp("run"))
     trainer.fit()
     return trainer
@@ -130,7 +116,7 @@ def test_export_safetensors_with_classes_and_preprocessing(trained: Trainer, tmp
     assert meta["classes"] == trained.data.classes
     assert meta["input_size"] == [3, 16, 16]
     assert {"mean", "std", "interpolation", "crop_pct"} <= set(meta)
-    fresh = Tiny()
+    fresh = Tiny(3)
     load_model(fresh, path)
     x = torch.rand(2, 3, 16, 16)
     trained.model.eval(), fresh.eval()

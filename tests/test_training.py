@@ -10,31 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 import tlwidgets as tlw
 from tlwidgets.training import Schedule, Trainer, TrainerEvent
 from tlwidgets.training.checkpoints import atomic_write
 
+from .tiny_model import Tiny
+
 torch.set_num_threads(1)
-
-
-class Tiny(nn.Module):
-    """A conv net small enough to train in milliseconds, with timm's get_classifier()."""
-
-    def __init__(self, num_classes: int = 2) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.fc = nn.Linear(8, num_classes)
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
 
 
 def make_data(n: int = 64, batch_size: int = 8, augment: str = "none", size: int = 16,

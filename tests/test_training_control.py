@@ -17,31 +17,9 @@ from torch import nn
 import tlwidgets as tlw
 from tlwidgets.training import Trainer, TrainerEvent
 
+from .tiny_model import Tiny
+
 torch.set_num_threads(1)
-
-
-class Tiny(nn.Module):
-    def __init__(self, fail_at: int | None = None, exc: BaseException | None = None) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.fc = nn.Linear(8, 2)
-        self.fail_at, self.exc, self.calls = fail_at, exc, 0
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.fc(self.features(x))
-        if self.training:
-            self.calls += 1
-            if self.calls == self.fail_at:
-                if self.exc is not None:
-                    raise self.exc
-                return out * float("nan")
-        return out
 
 
 def make_data(n: int = 64, batch_size: int = 8) -> tlw.ImageData:
