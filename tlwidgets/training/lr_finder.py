@@ -134,12 +134,7 @@ def lr_find(trainer: "Trainer", start_lr: float = 1e-7, end_lr: float = 10, num_
         model.train()
         trainer._refresh_cache()
         groups = fz.param_groups(model, lr=start_lr, weight_decay=trainer.weight_decay)
-        if trainer.optimizer_name == "sgd":
-            opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=start_lr, momentum=0.9)
-        elif trainer.optimizer_name == "adam":
-            opt = torch.optim.Adam(groups, lr=start_lr)
-        else:
-            opt = torch.optim.AdamW(groups, lr=start_lr)
+        opt = trainer._new_optimizer(groups, start_lr)
         scaler = torch.amp.GradScaler("cuda") if trainer.amp_dtype == torch.float16 else None
         cache = trainer._cache
         if cache is not None:

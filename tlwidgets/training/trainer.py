@@ -948,21 +948,7 @@ class Trainer:
         peaks = [float(g["lr"]) for g in groups]
         for g, peak in zip(groups, peaks):
             g["lr"] = peak * schedule.factor(step)
-        kwargs: dict[str, Any] = {}
-        if self.device.type == "cuda":
-            kwargs["fused"] = True  # one kernel per step instead of one per tensor
-        else:
-            # torch's CPU default is a Python loop over tensors; the multi-tensor path does the
-            # same arithmetic in fewer, larger operations.
-            kwargs["foreach"] = True
-        if self.optimizer_name == "adamw":
-            opt = torch.optim.AdamW(groups, lr=peaks[-1], **kwargs)
-        elif self.optimizer_name == "adam":
-            opt = torch.optim.Adam(groups, lr=peaks[-1], **kwargs)
-        else:
-            opt = torch.optim.SGD(
-                groups, lr=peaks[-1], momentum=0.9, **kwargs
-            )
+        opt = self._new_optimizer(groups, peaks[-1])
         self.model.zero_grad(set_to_none=True)
         self._optimizer = opt
         self._opt_freeze_version = fz.freeze_version(self.model)
@@ -971,6 +957,21 @@ class Trainer:
         else:
             self._scaler = None
         return peaks
+
+    def _new_optimizer(self, groups: list[dict[str, Any]], lr: float) -> torch.optim.Optimizer:
+        """The trainer's optimizer over ``groups``; lr_find uses it too, so it sweeps the same one."""
+        kwargs: dict[str, Any] = {}
+        if self.device.type == "cuda":
+            kwargs["fused"] = True  # one kernel per step instead of one per tensor
+        else:
+            # torch's CPU default is a Python loop over tensors; the multi-tensor path does the
+            # same arithmetic in fewer, larger operations.
+            kwargs["foreach"] = True
+        if self.optimizer_name == "adamw":
+            return torch.optim.AdamW(groups, lr=lr, **kwargs)
+        if self.optimizer_name == "adam":
+            return torch.optim.Adam(groups, lr=lr, **kwargs)
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, **kwargs)
 
     def _get_train_loader(self, augment: Any = None) -> Any:
         # One loader per trainer and augment choice: its seeded generator then advances from
