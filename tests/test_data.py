@@ -613,3 +613,56 @@ def test_a_vit_built_for_another_size_gets_that_size(tmp_path):
     assert vit64(xb).shape == (len(xb), 2)
     with pytest.raises(DataError, match="accepts only 64x64.*img_size=64"):
         ImageData.from_folder(tmp_path, model=vit64, img_size=32)
+
+
+# ------------------------------------------------------------------------- subsets
+
+
+def test_subset_restricts_training_keeps_validation_and_settings(tmp_path):
+    _make_folder(tmp_path, {"a": 6, "b": 6})
+    data = ImageData.from_folder(tmp_path, valid_pct=0.25, img_size=32, batch_size=3,
+                                 augment="none", seed=7)
+    picked = [4, 0, 5]
+    small = data.subset(picked)
+    assert small.train_items == [data.train_items[i] for i in (0, 4, 5)]   # original order
+    assert small.valid_items == data.valid_items
+    assert (small.classes, small.img_size, small.batch_size, small.seed, small.augment) == (
+        data.classes, 32, 3, 7, "none")
+    assert torch.equal(small.train_ds[1][0], data.train_ds[4][0])
+    assert sum(len(yb) for _, yb in small.train_loader()) == 3
+    # nested: positions of the subset's own train_items; valid_indices picks validation too
+    nested = small.subset([2], valid_indices=[0])
+    assert nested.train_items == [data.train_items[5]]
+    assert nested.valid_items == [data.valid_items[0]]
+    assert nested.summary()["total"].sum() == 2 and nested.num_classes == 2
+
+
+def test_subset_of_arrays_keeps_each_image_with_its_label():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(12) % 3
+    data = ImageData.from_arrays(x, y, classes=["a", "b", "c"], valid_pct=0.25, augment="none")
+    small = data.subset(np.array([1, 3]), valid_indices=range(1, 3))
+    for split, parent, picks in (("train", "train", [1, 3]), ("valid", "valid", [1, 2])):
+        for k, i in enumerate(picks):
+            got = np.asarray(small.raw_image(split, k))
+            assert np.array_equal(got, np.asarray(data.raw_image(parent, i)))
+    assert [lab for _, lab in small.train_items] == [data.train_items[i][1] for i in (1, 3)]
+
+
+@pytest.mark.parametrize(
+    "train, valid, match",
+    [
+        ([], None, "empty"),
+        ([0, 99], None, "outside data.train_items"),
+        ([0, 0], None, "repeats"),
+        ([0.5], None, "integer positions"),
+        ("01", None, "sequence of integer"),
+        ([0], [-1], "outside data.valid_items"),
+    ],
+)
+def test_subset_bad_indices(tmp_path, train, valid, match):
+    _make_folder(tmp_path, {"a": 3, "b": 3})
+    data = ImageData.from_folder(tmp_path, img_size=32)
+    with pytest.raises(DataError, match=match):
+        data.subset(train, valid_indices=valid)

@@ -408,6 +408,36 @@ def _list_images(folder: Path) -> tuple[list[Path], Counter[str]]:
     return sorted(images), others
 
 
+def _positions(indices: Any, n: int, name: str, items: str) -> list[int]:
+    """``indices`` (list, range, 1-D int array or tensor) as sorted unique positions in [0, n)."""
+    if isinstance(indices, torch.Tensor):
+        indices = indices.detach().cpu().numpy()
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+        raise DataError(
+            f"{name} must be a sequence of integer positions in data.{items}; got "
+            f"{type(indices).__name__}."
+        )
+    arr = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices)
+    if arr.size and (arr.ndim != 1 or arr.dtype.kind not in "iu"):
+        raise DataError(
+            f"{name} must be a 1-D sequence of integer positions in data.{items}; got "
+            f"dtype {arr.dtype}, shape {arr.shape} (for a mask use np.flatnonzero(mask))."
+        )
+    pos = [int(i) for i in arr.tolist()]
+    bad = [i for i in pos if not 0 <= i < n]
+    if bad:
+        raise DataError(
+            f"{name} has positions {bad[:5]} outside data.{items}, which holds {n} images; "
+            f"use positions 0..{n - 1}."
+        )
+    dup = sorted({i for i, c in Counter(pos).items() if c > 1})
+    if dup:
+        raise DataError(
+            f"{name} repeats positions {dup[:5]}; pass each image once (e.g. sorted(set(...)))."
+        )
+    return sorted(pos)
+
+
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -662,6 +692,59 @@ class ImageData:
             seed=self.seed,
             crop_pct=self._crop_pct,
             array_index=self._array_index,
+            root=self.root,
+        )
+
+    def subset(
+        self, train_indices: Any, valid_indices: Any = None
+    ) -> ImageData:
+        """The same data restricted to some training images (and optionally some validation
+        images): same classes, transforms, batch size, seed and augment.
+
+        ``train_indices`` are positions in ``train_items`` (a list, range or 1-D integer
+        array, no repeats); the result's ``train_items`` keep the original order. The
+        validation split is kept whole unless ``valid_indices`` (positions in ``valid_items``)
+        is given. Subsets nest: ``data.subset(a).subset(b)`` indexes into the first subset.
+        Files that fail to decode are recorded in one ``skipped`` list shared with ``self``.
+
+        >>> import numpy as np, tlwidgets as tlw
+        >>> x = np.random.rand(20, 16, 16, 3).astype("float32"); y = np.arange(20) % 2
+        >>> data = tlw.ImageData.from_arrays(x, y, classes=["a", "b"])
+        >>> small = data.subset(range(4))
+        >>> len(small.train_items), len(small.valid_items) == len(data.valid_items)
+        (4, True)
+        """
+        tr = _positions(train_indices, len(self.train_items), "train_indices", "train_items")
+        if not tr:
+            raise DataError(
+                "train_indices is empty; a subset needs at least one training image (pass "
+                "positions in data.train_items)."
+            )
+        va = (
+            list(range(len(self.valid_items)))
+            if valid_indices is None
+            else _positions(valid_indices, len(self.valid_items), "valid_indices", "valid_items")
+        )
+        array_index = None
+        if self._array_index is not None:
+            array_index = (
+                [self._array_index[0][i] for i in tr],
+                [self._array_index[1][i] for i in va],
+            )
+        return ImageData(
+            classes=self.classes,
+            train_items=[self.train_items[i] for i in tr],
+            valid_items=[self.valid_items[i] for i in va],
+            source=self._source,
+            model=self.model_cfg_source,
+            img_size=self._img_size,
+            batch_size=self.batch_size,
+            augment=self.augment,
+            num_workers=self.num_workers,
+            skipped=self._skip_log,
+            seed=self.seed,
+            crop_pct=self._crop_pct,
+            array_index=array_index,
             root=self.root,
         )
 
