@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
+from PIL import ExifTags, Image, ImageOps
 from torch.utils.data import DataLoader, Dataset
 
 from .errors import DataError
@@ -36,6 +36,7 @@ __all__ = [
     "ImageData",
     "load_rgb",
     "to_rgb",
+    "upright",
     "resolve_data_config",
     "sample_data",
 ]
@@ -90,8 +91,27 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def upright(img: Image.Image) -> Image.Image:
+    """``img`` turned the way its EXIF orientation tag says it should be shown (phone photos
+    are stored sideways with a tag); ``img`` itself when it has no such tag or the tag
+    cannot be read. The result carries no orientation tag, so applying it twice is harmless.
+
+    >>> from PIL import Image
+    >>> upright(Image.new("RGB", (40, 20))).size
+    (40, 20)
+    """
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+        if orientation in (2, 3, 4, 5, 6, 7, 8):
+            return ImageOps.exif_transpose(img)
+    except Exception:  # damaged EXIF blocks: the pixels are still good, show them as stored
+        pass
+    return img
+
+
 def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an image file, decode it fully and return it as RGB (first frame of animations).
+    """Open an image file, decode it fully and return it as RGB (first frame of animations),
+    turned upright by its EXIF orientation tag (:func:`upright`).
 
     Raises ``OSError``/``ValueError`` subclasses from PIL when the file cannot be decoded.
 
@@ -100,7 +120,7 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
     """
     with Image.open(path) as img:
         img.load()
-        return to_rgb(img).copy()
+        return to_rgb(upright(img)).copy()
 
 
 def _verify_header(path: Path) -> str | None:
@@ -551,6 +571,7 @@ class ImageData:
 
     def preprocess(self, image: Any) -> torch.Tensor:
         """Turn a path, PIL image or HWC/CHW array into one normalised CHW tensor (eval path).
+        Files and PIL images are turned upright by their EXIF orientation tag first.
 
         >>> x = data.preprocess("cat.jpg").unsqueeze(0)         # doctest: +SKIP
         """
@@ -565,7 +586,7 @@ class ImageData:
                     "check the file opens in an image viewer."
                 ) from None
         elif isinstance(image, Image.Image):
-            img = to_rgb(image)
+            img = to_rgb(upright(image))
         else:
             if isinstance(image, torch.Tensor):
                 image = image.detach().cpu().numpy()
