@@ -598,3 +598,32 @@ def test_freeze_is_the_function_whatever_the_import_order():
 
     assert callable(freeze) and freeze.__name__ == "freeze" and tlw.freeze is freeze
     assert freeze.__module__ == "tlwidgets.freeze"
+
+
+# ---- learning-rate multipliers in the core ------------------------------------------------------
+
+
+def test_lr_multipliers_live_with_the_model_and_scale_param_groups() -> None:
+    import timm
+
+    model = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    assert set(tlw.lr_multipliers(model).values()) == {1.0}
+    version = tlw.freeze_version(model)
+    tlw.set_lr_multipliers(model, {"head": 10, "layer1": 0})
+    assert tlw.freeze_version(model) > version  # a freeze change: panels and trainers follow
+    groups = tlw.param_groups(model, lr=1e-3)
+    lrs = {g["group"]: g["lr"] for g in groups}
+    assert lrs["head"] == pytest.approx(1e-2) and lrs["layer2"] == pytest.approx(1e-3)
+    assert "layer1" not in lrs  # 0 leaves the group out
+    in_opt = {id(p) for g in groups for p in g["params"]}
+    assert not any(id(p) in in_opt for p in model.layer1.parameters())
+    # copies start afresh, like the freeze version
+    import copy
+
+    assert tlw.lr_multipliers(copy.deepcopy(model))["head"] == 1.0
+    with pytest.raises(tlw.ConfigError, match="layer4"):
+        tlw.set_lr_multipliers(model, {"layer9": 2})
+    with pytest.raises(tlw.ConfigError, match=">= 0"):
+        tlw.set_lr_multipliers(model, {"head": -1})
+    tlw.set_lr_multipliers(model, {}, replace=True)
+    assert set(tlw.lr_multipliers(model).values()) == {1.0}

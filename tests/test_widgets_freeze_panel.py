@@ -334,6 +334,15 @@ def test_lr_multipliers_scale_the_optimizer_groups(panels):
         panel.param_groups(1e-3)
 
 
+def test_lr_multipliers_are_the_models_own_both_ways(panels):
+    model = meta_model("resnet18", num_classes=3)
+    panel = panels(model)
+    panel.lr_multipliers = {**panel.lr_multipliers, "head": 10.0}
+    assert tlw.lr_multipliers(model)["head"] == 10.0  # what the Trainer will use
+    tlw.set_lr_multipliers(model, {"layer4": 0.5})  # from code: the panel follows
+    assert panel.lr_multipliers["layer4"] == 0.5 and panel.lr_multipliers["head"] == 10.0
+
+
 def test_lr_multipliers_follow_the_panel_rows_under_finer_core_groups(panels):
     model = meta_model("vit_tiny_patch16_224", img_size=32, num_classes=3)
     panel = panels(model)

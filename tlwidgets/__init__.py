@@ -57,6 +57,8 @@ _LAZY = {
     "apply_preset": ".freeze",
     "trainable_summary": ".freeze",
     "param_groups": ".freeze",
+    "set_lr_multipliers": ".freeze",
+    "lr_multipliers": ".freeze",
     "on_freeze_change": ".freeze",
     "freeze_version": ".freeze",
     # training and evaluation

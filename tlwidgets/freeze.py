@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from . import _bn_policy as bnp
+from ._runtime import side_state
 from .errors import ConfigError, FreezeError, ModulePathError, NothingTrainableError
 
 __all__ = [
@@ -44,8 +45,12 @@ __all__ = [
     "PRESETS",
     "trainable_summary",
     "param_groups",
+    "set_lr_multipliers",
+    "lr_multipliers",
     "freeze_version",
     "on_freeze_change",
+    "parameters_with_owners",
+    "param_counts",
 ]
 
 #: Preset name -> what it trains. Presets name what is *trained*, the rest is frozen.
@@ -66,11 +71,10 @@ Selection = Union[Selectable, Iterable[Selectable], None]
 
 
 class _NotifyState:
-    """Version counter, requires_grad fingerprint and listeners of one model.
+    """Version counter, requires_grad fingerprint, listeners and LR multipliers of one model.
 
-    Stored in the model's ``__dict__`` (not a global registry, so it dies with the model and a
-    listener that refers back to the model is an ordinary collectable cycle). A copy or a
-    pickle of the model starts afresh: listeners belong to the original only.
+    Kept beside the model with :func:`tlwidgets._runtime.side_state` (it dies with the model; a
+    copy or a pickle of the model starts afresh: listeners belong to the original only).
     """
 
     def __init__(self) -> None:
@@ -78,27 +82,12 @@ class _NotifyState:
         self.version = 0
         self.fingerprint: int | None = None
         self.listeners: list[Callable[[int], Any]] = []
-
-    def __reduce__(self) -> tuple:
-        return (_NotifyState, ())
-
-    def __deepcopy__(self, memo: dict) -> _NotifyState:
-        return _NotifyState()
-
-
-_STATE_ATTR = "_tlw_freeze_state"
-_STATE_INIT_LOCK = threading.Lock()
+        # layer group name -> learning-rate multiplier (absent = 1.0)
+        self.lr_mults: dict[str, float] = {}
 
 
 def _state(model: nn.Module) -> _NotifyState:
-    state = model.__dict__.get(_STATE_ATTR)
-    if state is None:
-        with _STATE_INIT_LOCK:
-            state = model.__dict__.get(_STATE_ATTR)
-            if state is None:
-                state = _NotifyState()
-                object.__setattr__(model, _STATE_ATTR, state)
-    return state
+    return side_state(model, "freeze", _NotifyState)
 
 
 def _fingerprint(model: nn.Module) -> int:
@@ -211,10 +200,15 @@ def on_freeze_change(model: nn.Module, fn: Callable[[int], Any]) -> Callable[[],
 # parameters, including those of BN layers replaced by the "frozen" policy
 
 
-def _named_params(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, nn.Module]]:
+def parameters_with_owners(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, nn.Module]]:
     """``(name, parameter, owner)`` for every parameter, counting a ``"frozen"``-policy layer's
     original affine parameters as (frozen) parameters so groups and counts do not depend on the
-    BN policy."""
+    BN policy. Tied parameters (one tensor under two names) come once, under the first name.
+
+    >>> import torch
+    >>> [n for n, _, _ in parameters_with_owners(torch.nn.Linear(2, 2))]
+    ['weight', 'bias']
+    """
     seen: set[int] = set()
     for path, module in model.named_modules():
         original = bnp.original_of(module)
@@ -227,7 +221,15 @@ def _named_params(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, nn.Modu
             yield prefix + name, p, module
 
 
-def _counts(p: torch.Tensor, owner: nn.Module) -> tuple[int, int]:
+def param_counts(p: torch.Tensor, owner: nn.Module) -> tuple[int, int]:
+    """``(numel, trainable numel)`` of a parameter from :func:`parameters_with_owners`: a
+    ``"frozen"``-policy BN layer's affine values count as frozen.
+
+    >>> import torch
+    >>> lin = torch.nn.Linear(2, 2)
+    >>> param_counts(lin.weight, lin)
+    (4, 4)
+    """
     n = p.numel()
     trainable = p.requires_grad and bnp.original_of(owner) is None
     return n, n if trainable else 0
@@ -293,7 +295,7 @@ class LayerGroup:
     @property
     def trainable_params(self) -> int:
         """How many of the group's parameters train now."""
-        return sum(_counts(t, owner)[1] for t, owner in self._owned())
+        return sum(param_counts(t, owner)[1] for t, owner in self._owned())
 
     @property
     def state(self) -> str:
@@ -440,7 +442,7 @@ def layer_groups(model: nn.Module, fine: bool = False) -> list[LayerGroup]:
             f"layer_groups needs a torch.nn.Module, got {type(model).__name__}; pass the model."
         )
     modules = list(model.named_modules())
-    named = list(_named_params(model))
+    named = list(parameters_with_owners(model))
     if not named:
         return []
     names = [n for n, _, _ in named]
@@ -868,7 +870,7 @@ def trainable_summary(model: nn.Module, depth: int | None = None,
             if p is None or id(p) in seen:
                 continue
             seen.add(id(p))
-            n, t = _counts(p, module)
+            n, t = param_counts(p, module)
             n_all += n
             n_train += t
             g = gid_of.get(prefix + name)
@@ -932,6 +934,78 @@ def trainable_summary(model: nn.Module, depth: int | None = None,
 
 
 # --------------------------------------------------------------------------------------------
+# learning-rate multipliers per layer group (what the FreezePanel's LR column edits)
+
+
+def _coarse_names(model: nn.Module) -> list[str]:
+    return [g.name for g in layer_groups(model)]
+
+
+def lr_multipliers(model: nn.Module) -> dict[str, float]:
+    """The learning-rate multiplier of every (coarse) layer group, stem to head; 1.0 by default.
+
+    :func:`param_groups` multiplies each group's rate by it, and leaves a group at 0 out, so the
+    Trainer, the Studio, ``lr_find`` and the FreezePanel's LR column all agree.
+
+    >>> import timm, tlwidgets as tlw
+    >>> model = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    >>> tlw.set_lr_multipliers(model, {"head": 10})
+    >>> tlw.lr_multipliers(model)["head"], tlw.lr_multipliers(model)["stem"]
+    (10.0, 1.0)
+    """
+    state = _state(model)
+    with state.lock:
+        mults = dict(state.lr_mults)
+    return {name: float(mults.get(name, 1.0)) for name in _coarse_names(model)}
+
+
+def set_lr_multipliers(model: nn.Module, multipliers: dict[str, Any], replace: bool = False) -> None:
+    """Set learning-rate multipliers by layer group name (``tlw.layer_groups(model)``).
+
+    Values are numbers >= 0: 1 keeps the base rate, 10 trains a group ten times faster, 0 leaves
+    its parameters out of the optimizer (they do not change). Groups not named keep their value
+    (or go back to 1 with ``replace=True``). The change counts as a freeze change: the panel and
+    a running trainer (between epochs) follow it.
+
+    >>> import timm, tlwidgets as tlw
+    >>> model = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    >>> tlw.set_lr_multipliers(model, {"head": 10, "stem": 0})
+    >>> [g["name"] for g in tlw.param_groups(model, lr=1e-3)][:1]
+    ['layer1']
+    """
+    if not isinstance(multipliers, dict):
+        raise ConfigError(
+            f"set_lr_multipliers needs a dict of layer group name -> number, got "
+            f"{type(multipliers).__name__}; e.g. {{'head': 10}}."
+        )
+    known = _coarse_names(model)
+    clean: dict[str, float] = {}
+    for name, value in multipliers.items():
+        if name not in known:
+            close = difflib.get_close_matches(str(name), known, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ConfigError(
+                f"{type(model).__name__} has no layer group {name!r}; its groups are "
+                f"{', '.join(map(repr, known))}.{hint}"
+            )
+        try:
+            mult = float(value)
+        except (TypeError, ValueError):
+            mult = math.nan
+        if isinstance(value, bool) or not (math.isfinite(mult) and mult >= 0):
+            raise ConfigError(
+                f"the learning-rate multiplier of {name!r} must be a number >= 0, got {value!r}; "
+                "1.0 keeps the base rate, 0 leaves the group out."
+            )
+        clean[name] = mult
+    state = _state(model)
+    with _changing(model):
+        if replace:
+            state.lr_mults = {}
+        state.lr_mults.update(clean)
+
+
+# --------------------------------------------------------------------------------------------
 # optimizer parameter groups
 
 
@@ -963,7 +1037,13 @@ def param_groups(
     sits in the network, not on how much is frozen at the moment. With ``weight_decay > 0`` and
     ``no_decay_bias_norm``, biases, norm weights and the model's ``no_weight_decay()`` names get
     no weight decay. Each dict carries ``"name"`` (the layer group, with ``" (no decay)"`` for the
-    second half of a split), ``"group"`` (the layer group's name) and ``"lr"``.
+    second half of a split), ``"group"`` (the layer group's name), ``"lr"`` and
+    ``"lr_multiplier"``.
+
+    The model's :func:`lr_multipliers` (set with :func:`set_lr_multipliers` or the FreezePanel's
+    LR column) scale each coarse group's rate; a group at 0 is left out. With fine groups
+    (``layer_decay``) a fine group that spans two coarse groups of different multipliers is
+    split, its name suffixed with ``" [<coarse group>]"``.
 
     >>> import timm, torch, tlwidgets as tlw
     >>> model = timm.create_model("resnet18", pretrained=False)
@@ -996,6 +1076,13 @@ def param_groups(
 
     groups = layer_groups(model, fine=(layer_decay is not None) if fine is None else fine)
     count = len(groups)
+    # the multipliers are set per coarse group: find each parameter's coarse group
+    mults = lr_multipliers(model)
+    coarse_of: dict[int, str] = {}
+    if any(m != 1.0 for m in mults.values()):
+        for cg in layer_groups(model):
+            for p in cg.parameters():
+                coarse_of[id(p)] = cg.name
     no_wd_names: set[str] = set()
     if weight_decay > 0 and no_decay_bias_norm:
         nwd = getattr(model, "no_weight_decay", None)
@@ -1006,6 +1093,7 @@ def param_groups(
                 no_wd_names = set()
 
     out: list[dict[str, Any]] = []
+    any_zero = False
     for g in groups:
         if lr_min is not None and count > 1:
             g_lr = lr_min * (lr / lr_min) ** (g.index / (count - 1))
@@ -1013,8 +1101,7 @@ def param_groups(
             g_lr = lr * layer_decay ** (count - 1 - g.index)
         else:
             g_lr = lr
-        decay: list[nn.Parameter] = []
-        no_decay: list[nn.Parameter] = []
+        buckets: dict[tuple[str, bool], list[nn.Parameter]] = {}
         root = g._root()
         for name in g.param_names:
             owner_path, _, attr = name.rpartition(".")
@@ -1022,18 +1109,33 @@ def param_groups(
             p = owner._parameters.get(attr)
             if p is None or not p.requires_grad:
                 continue
-            if weight_decay > 0 and no_decay_bias_norm and (
+            no_wd = weight_decay > 0 and no_decay_bias_norm and (
                 p.ndim <= 1 or name in no_wd_names or name.split(".")[-1] in no_wd_names
-            ):
-                no_decay.append(p)
-            else:
-                decay.append(p)
-        if decay:
-            out.append({"params": decay, "lr": g_lr, "weight_decay": float(weight_decay),
-                        "name": g.name, "group": g.name})
-        if no_decay:
-            out.append({"params": no_decay, "lr": g_lr, "weight_decay": 0.0,
-                        "name": f"{g.name} (no decay)", "group": g.name})
+            )
+            buckets.setdefault((coarse_of.get(id(p), g.name), no_wd), []).append(p)
+        order = {name: i for i, name in enumerate(mults)}
+        rows = sorted({row for row, _ in buckets}, key=lambda r: order.get(r, -1))
+        for row in rows:
+            mult = mults.get(row, 1.0)
+            if mult == 0:
+                any_zero = True
+                continue
+            base = g.name if row == g.name else f"{g.name} [{row}]"
+            for no_wd in (False, True):
+                params = buckets.get((row, no_wd))
+                if params:
+                    out.append({
+                        "params": params, "lr": g_lr * mult,
+                        "weight_decay": 0.0 if no_wd else float(weight_decay),
+                        "name": f"{base} (no decay)" if no_wd else base, "group": row,
+                        "lr_multiplier": mult,
+                    })
+    if not out and any_zero:
+        raise NothingTrainableError(
+            "no parameter would train: the trainable layer groups all have a learning-rate "
+            "multiplier of 0. Raise one above 0 (tlw.set_lr_multipliers(model, {'head': 1}) or "
+            "the FreezePanel's LR column)."
+        )
     if not out:
         raise NothingTrainableError(
             f"every parameter of this {type(model).__name__} is frozen, so an optimizer would "

@@ -44,9 +44,11 @@ from ..freeze import (
     on_freeze_change,
     unfreeze,
 )
-from ..freeze import _counts as _core_counts  # the core's own counting, so totals agree
-from ..freeze import _named_params as _core_named_params
+from ..freeze import lr_multipliers as _core_lr_multipliers
+from ..freeze import param_counts as _core_counts  # the core's own counting, so totals agree
 from ..freeze import param_groups as _core_param_groups
+from ..freeze import parameters_with_owners as _core_named_params
+from ..freeze import set_lr_multipliers as _core_set_lr_multipliers
 from ..errors import ConfigError, FreezeError, NothingTrainableError, TLWidgetsError
 from ._static import static_file
 
@@ -81,8 +83,8 @@ class FreezePanel(anywidget.AnyWidget):
     >>> tlw.freeze_to(model, -1)                          # doctest: +SKIP
     >>> panel.totals["trainable"] == 512 * 3 + 3          # doctest: +SKIP
     True
-    >>> panel.lr_multipliers = {**panel.lr_multipliers, "fc": 10.0}   # doctest: +SKIP
-    >>> optimizer = torch.optim.AdamW(panel.param_groups(1e-4))      # doctest: +SKIP
+    >>> panel.lr_multipliers = {**panel.lr_multipliers, "head": 10.0}  # = tlw.set_lr_multipliers  # doctest: +SKIP
+    >>> tlw.Trainer(model, data).fit()     # the head trains at 10x the base rate   # doctest: +SKIP
     >>> panel.close()
     """
 
@@ -115,7 +117,8 @@ class FreezePanel(anywidget.AnyWidget):
         True, help="Show the per-group learning-rate multiplier column."
     ).tag(sync=True)
     lr_multipliers = traitlets.Dict(
-        help="Learning-rate multiplier of each layer group (group name -> float >= 0)."
+        help="Learning-rate multiplier of each layer group (group name -> float >= 0): a view "
+        "of tlwidgets.lr_multipliers(model), which tlwidgets.param_groups and the Trainer use."
     ).tag(sync=True)
     presets = traitlets.List(
         help="The preset buttons: [name, label, tooltip] for tlwidgets.apply_preset."
@@ -150,6 +153,7 @@ class FreezePanel(anywidget.AnyWidget):
         self._parent = np.zeros(0, dtype=np.int32)
         self._params = np.zeros(0, dtype=np.float64)
         self._counts = np.zeros(0, dtype=np.float64)
+        self._syncing_lr = False
         super().__init__(bn=bn, show_lr=show_lr, presets=_preset_buttons(), **kwargs)
         with self.hold_sync():
             self._encode_tree()
@@ -207,36 +211,16 @@ class FreezePanel(anywidget.AnyWidget):
         """Optimizer parameter groups from :func:`tlwidgets.param_groups`, each group's rate
         multiplied by the panel's ``lr_multipliers`` for its layer group.
 
-        Keyword arguments go to :func:`tlwidgets.param_groups` (``weight_decay``, ``lr_min``,
+        The multipliers are the model's own (:func:`tlwidgets.lr_multipliers`): the panel shows
+        and edits them, so this is exactly :func:`tlwidgets.param_groups` and what a
+        ``tlw.Trainer`` builds. Keyword arguments go to it (``weight_decay``, ``lr_min``,
         ``layer_decay``, ...). Frozen parameters are left out, and so are layer groups whose
         multiplier is 0. Raises :class:`~tlwidgets.NothingTrainableError` when nothing would train.
 
         >>> panel.lr_multipliers = {**panel.lr_multipliers, "head": 10.0}   # doctest: +SKIP
         >>> torch.optim.AdamW(panel.param_groups(1e-4, weight_decay=0.01))  # doctest: +SKIP
         """
-        base = _core_param_groups(self._model, lr, **kwargs)
-        # Fine groups (layer_decay) are finer than the panel's rows: find each parameter's row.
-        row_of = {id(p): g.name for g in self._groups for p in g.parameters()}
-        mults = self.lr_multipliers
-        out: list[dict[str, Any]] = []
-        for group in base:
-            split: dict[str, list[Any]] = {}
-            for p in group["params"]:
-                split.setdefault(row_of.get(id(p), group["group"]), []).append(p)
-            for row, params in split.items():
-                mult = float(mults.get(row, 1.0))
-                if mult == 0:
-                    continue
-                name = group["name"] if len(split) == 1 else f"{group['name']} [{row}]"
-                out.append({**group, "params": params, "lr": group["lr"] * mult, "name": name,
-                            "lr_multiplier": mult})
-        if not out:
-            raise NothingTrainableError(
-                "No parameter would train: the trainable layer groups all have a learning-rate "
-                "multiplier of 0. Raise a multiplier above 0 in the panel's LR column (or in "
-                "panel.lr_multipliers)."
-            )
-        return out
+        return _core_param_groups(self._model, lr, **kwargs)
 
     def close(self) -> None:
         """Stop following the model and close the widget."""
@@ -262,26 +246,21 @@ class FreezePanel(anywidget.AnyWidget):
 
     @traitlets.validate("lr_multipliers")
     def _validate_lr_multipliers(self, proposal: traitlets.Bunch) -> dict[str, float]:
+        # The trait is a view of the model's own multipliers (tlwidgets.set_lr_multipliers):
+        # a change from the page or from code goes into the core, which validates it, and the
+        # trait then holds what the core holds.
         value = dict(proposal["value"])
-        known = {g.name for g in self._groups}
-        out: dict[str, float] = {}
-        for name, mult in value.items():
-            if known and name not in known:
-                raise ConfigError(
-                    f"lr_multipliers has no layer group {name!r}: the groups are "
-                    f"{', '.join(repr(g) for g in known)}."
-                )
+        if not self._groups:
+            return value
+        current = _core_lr_multipliers(self._model)
+        if any(current.get(k) != v for k, v in value.items()):
+            self._syncing_lr = True
             try:
-                mult = float(mult)
-            except (TypeError, ValueError):
-                mult = math.nan
-            if not (math.isfinite(mult) and mult >= 0):
-                raise ConfigError(
-                    f"The learning-rate multiplier of {name!r} must be a number >= 0, got "
-                    f"{value[name]!r}; 1.0 keeps the base rate, 0 leaves the group out."
-                )
-            out[name] = mult
-        return out
+                _core_set_lr_multipliers(self._model, value)
+            finally:
+                self._syncing_lr = False
+            current = _core_lr_multipliers(self._model)
+        return current
 
     # ---- encoding ------------------------------------------------------------------------------
     def _encode_tree(self) -> None:
@@ -349,9 +328,7 @@ class FreezePanel(anywidget.AnyWidget):
             "names": names,
             "type_names": type_names,
         }
-        known = {g.name for g in groups}
-        old = {k: v for k, v in self.lr_multipliers.items() if k in known}
-        self.lr_multipliers = {g.name: old.get(g.name, 1.0) for g in groups}
+        self.lr_multipliers = _core_lr_multipliers(self._model)
 
     def _read_counts(self) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
         """Parameters and trainable parameters of every node, from the model as it is now,
@@ -410,6 +387,10 @@ class FreezePanel(anywidget.AnyWidget):
                 self._params, self._counts = params, counts
             self.trainable = self._counts.astype("<f8").tobytes()
             self.warnings = self._warnings()
+            if not self._syncing_lr:
+                mults = _core_lr_multipliers(self._model)
+                if mults != self.lr_multipliers:
+                    self.lr_multipliers = mults
             self.version = version
 
     def _warnings(self) -> list[str]:
