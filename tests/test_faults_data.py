@@ -12,7 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tlwidgets.data import ImageData, load_rgb
+import tlwidgets as tlw
+from tlwidgets.data import ImageData, load_rgb, resolve_data_config
 from tlwidgets.errors import DataError, TLWidgetsError
 
 torch.set_num_threads(1)
@@ -86,3 +87,59 @@ def test_exif_orientation_is_applied_in_training_validation_predict_and_gallerie
     assert torch.allclose(data.preprocess(phone_t), expected, atol=0.15)  # predict, a path
     with Image.open(phone_t) as img:                                    # predict, a PIL image
         assert torch.allclose(data.preprocess(img), expected, atol=0.15)
+
+
+# ------------------------------------------------------------------------- bad arguments
+
+
+@pytest.mark.parametrize(
+    "img_size, match",
+    [
+        (0, "not a size.*positive"),
+        (-32, "not a size.*positive"),
+        (128.0, r"whole number of pixels.*img_size=128\?"),
+        ("big", "whole number of pixels.*str"),
+        (True, "whole number of pixels"),
+        (10**6, "too large.*at most 4096"),
+    ],
+)
+def test_bad_img_size_is_refused_by_every_constructor(tmp_path, img_size, match):
+    _make_folder(tmp_path, {"a": 2, "b": 2})
+    x = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    calls = [
+        lambda: ImageData.from_folder(tmp_path, img_size=img_size),
+        lambda: ImageData.from_arrays(x, [0, 1, 0, 1], img_size=img_size),
+        lambda: tlw.sample_data(img_size=img_size, cache_dir=tmp_path / "cache"),
+        lambda: resolve_data_config(None, img_size=img_size),
+    ]
+    for call in calls:
+        with pytest.raises(DataError, match=match):
+            call()
+    assert not (tmp_path / "cache").exists()  # refused before writing the sample's files
+
+
+def test_numpy_integer_img_size_and_seed_are_accepted(tmp_path):
+    _make_folder(tmp_path, {"a": 2, "b": 2})
+    data = ImageData.from_folder(tmp_path, img_size=np.int64(16), seed=np.int32(3))
+    assert data.img_size == 16 and data.seed == 3
+    assert data.train_ds[0][0].shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize("seed", ["abc", 1.5, None, -1, True])
+def test_bad_seed_is_refused(tmp_path, seed):
+    _make_folder(tmp_path, {"a": 2, "b": 2})
+    with pytest.raises(DataError, match="seed must be"):
+        ImageData.from_folder(tmp_path, seed=seed)
+    with pytest.raises(DataError, match="seed must be"):
+        ImageData.from_arrays(np.zeros((4, 8, 8, 3), np.uint8), [0, 1, 0, 1], seed=seed)
+
+
+def test_boolean_images_are_refused_not_turned_black(tmp_path):
+    masks = np.random.default_rng(0).random((6, 8, 8)) > 0.5
+    for images in (masks, torch.from_numpy(masks)):
+        with pytest.raises(DataError, match=r"booleans.*astype\('uint8'\) \* 255"):
+            ImageData.from_arrays(images, [0, 1] * 3)
+    data = ImageData.from_arrays(masks.astype("uint8") * 255, [0, 1] * 3)  # the fix works
+    assert data.raw_image("train", 0).getextrema() == ((0, 255),) * 3
+    with pytest.raises(DataError, match="booleans"):
+        data.preprocess(masks[0])

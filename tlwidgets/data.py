@@ -48,6 +48,9 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 #: Accepted values of ``augment``.
 AUGMENT_CHOICES: tuple[str, ...] = ("none", "light", "standard")
 
+#: The largest ``img_size`` accepted: one 4096 px RGB image is 200 MB as a float tensor.
+MAX_IMG_SIZE: int = 4096
+
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
@@ -151,6 +154,7 @@ def resolve_data_config(model: Any = None, img_size: int | None = None) -> dict[
     """
     import timm.data
 
+    img_size = _check_img_size(img_size)
     if model is None:
         cfg: dict[str, Any] = {
             "input_size": (3, 224, 224),
@@ -204,6 +208,45 @@ def resolve_data_config(model: Any = None, img_size: int | None = None) -> dict[
     if img_size is not None:
         cfg["input_size"] = (cfg["input_size"][0], int(img_size), int(img_size))
     return cfg
+
+
+def _check_img_size(img_size: Any) -> int | None:
+    """``img_size`` as an int in [1, MAX_IMG_SIZE], or None; a DataError naming the fix."""
+    if img_size is None:
+        return None
+    if isinstance(img_size, (bool, np.bool_)) or not isinstance(img_size, (int, np.integer)):
+        hint = ""
+        if isinstance(img_size, (float, np.floating)) and math.isfinite(img_size):
+            hint = f" (img_size={int(round(img_size))}?)"
+        raise DataError(
+            f"img_size must be a whole number of pixels, e.g. img_size=224{hint}, or None for "
+            f"the model's own size; got {img_size!r} ({type(img_size).__name__})."
+        )
+    size = int(img_size)
+    if size < 1:
+        raise DataError(
+            f"img_size={size} is not a size: pass a positive number of pixels (e.g. 224, most "
+            "pretrained models' size; 64-128 trains faster on a CPU), or None."
+        )
+    if size > MAX_IMG_SIZE:
+        raise DataError(
+            f"img_size={size} is too large: one {size} px image alone is "
+            f"{size * size * 12 / 2**30:.1f} GiB as a float tensor. Use at most {MAX_IMG_SIZE} "
+            "(pretrained models use 224-518)."
+        )
+    return size
+
+
+def _check_seed(seed: Any) -> int:
+    """``seed`` as an int >= 0 (what numpy and torch generators accept); a DataError else."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise DataError(
+            f"seed must be a whole number >= 0, e.g. seed=0; got {seed!r} "
+            f"({type(seed).__name__})."
+        )
+    if not 0 <= int(seed) < 2**63:
+        raise DataError(f"seed must be in 0..2**63-1, e.g. seed=0; got {seed}.")
+    return int(seed)
 
 
 def _fixed_input_size(model: Any) -> tuple[int, int] | None:
@@ -499,6 +542,8 @@ class ImageData:
             raise DataError(f"batch_size must be a positive integer; got {batch_size!r}.")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise DataError(f"num_workers must be an integer >= 0; got {num_workers!r}.")
+        img_size = _check_img_size(img_size)
+        seed = _check_seed(seed)
         self.classes: list[str] = list(classes)
         self.train_items: list[Item] = list(train_items)
         self.valid_items: list[Item] = list(valid_items)
@@ -805,6 +850,8 @@ class ImageData:
         """
         augment = _check_augment(augment)
         pct = _check_valid_pct(valid_pct)
+        img_size = _check_img_size(img_size)
+        seed = _check_seed(seed)
         root_path = Path(root).expanduser()
         if not root_path.exists():
             raise DataError(
@@ -956,6 +1003,8 @@ class ImageData:
         """
         augment = _check_augment(augment)
         pct = _check_valid_pct(valid_pct)
+        img_size = _check_img_size(img_size)
+        seed = _check_seed(seed)
         arr = _images_to_uint8_nhwc(images)
         n = arr.shape[0]
         if isinstance(labels, torch.Tensor):
@@ -1070,9 +1119,16 @@ def _images_to_uint8_nhwc(images: Any) -> np.ndarray:
                 "channels on axis 1 (NCHW) or axis 3 (NHWC)."
             )
         arr = arr.transpose(0, 2, 3, 1)  # NCHW -> NHWC
+    if arr.dtype == bool:
+        # 0/1 would become near-black uint8 pixels; a mask is not a photograph
+        raise DataError(
+            "images are booleans (True/False), which would train on black images. For "
+            "black-and-white pictures pass images.astype('uint8') * 255; for masks, these are "
+            "not images to classify."
+        )
     if arr.dtype == np.uint8:
         out = arr
-    elif arr.dtype.kind in "fiu" or arr.dtype == bool:
+    elif arr.dtype.kind in "fiu":
         if arr.dtype.kind != "f":
             lo, hi = int(arr.min()), int(arr.max())
             if lo < 0 or hi > 255:
@@ -1136,6 +1192,8 @@ def sample_data(
     """
     from . import _sample_data
 
+    img_size = _check_img_size(img_size)
+    augment = _check_augment(augment)
     folder, valid_pct = _sample_data.materialise(name, cache_dir)
     return ImageData.from_folder(
         folder,
