@@ -76,14 +76,9 @@ carry the matching mean/std 0.5 and input sizes.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import difflib
 import functools
 import os
-import pickle
-import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +86,7 @@ import torch
 from torch import nn
 
 from . import _hf_cache, _offline
+
 # Offline lookups live in a torch-free module so the catalog can use them cheaply; re-exported
 # here, where they always were. The registry is _offline._REGISTERED, the only copy.
 from ._offline import (
@@ -100,12 +96,21 @@ from ._offline import (
     _url_filename,
     offline_weight_names,
 )
+from ._weights_io import (
+    FIRST_MISMATCHES,
+    LoadReport,
+    check_weights_file,
+    classifier_keys,
+    fit,
+    load_weights,
+    model_label,
+    read_weights_file,
+    unwrap,
+)
 from .errors import (
     ConfigError,
     ModelNotFoundError,
     TLWidgetsError,
-    UnsafeWeightsError,
-    WeightsError,
     WeightsMismatchError,
     WeightsUnavailableError,
 )
@@ -121,74 +126,7 @@ __all__ = [
 
 WEIGHTS_MODES = ("auto", "hub", "none")
 
-# Wrapper keys of training checkpoints, most specific first; EMA weights are used only when no
-# plain state dict is there, because the plain one is what the run last trained.
-_WRAPPER_KEYS = (
-    "state_dict",
-    "model_state_dict",
-    "model",
-    "state_dict_ema",
-    "model_ema",
-    "ema",
-    "module",
-)
-# Prefixes added by DataParallel (module.), Lightning/wrappers (model., backbone.) and
-# torch.compile (_orig_mod.).
-_PREFIXES = ("module.", "model.", "backbone.", "_orig_mod.")
-_FIRST_MISMATCHES = 5
 _PROBE_TIMEOUT_S = 3.0
-
-
-@dataclasses.dataclass
-class LoadReport:
-    """What a weights load did, tensor by tensor.
-
-    ``matched`` lists every model tensor that received a value from the file; ``remapped`` maps
-    those that came under another name (model key -> file key); ``missing`` are model tensors the
-    file had nothing for (left as initialised); ``unexpected`` are file tensors that went nowhere;
-    ``skipped`` maps model keys deliberately left out (the old classifier) to the reason.
-    ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader).
-
-    >>> import tlwidgets as tlw
-    >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
-    >>> report = tlw.load_weights(model, "finetuned.safetensors")           # doctest: +SKIP
-    >>> report.missing, report.skipped                                        # doctest: +SKIP
-    ([], {})
-    """
-
-    matched: list[str] = dataclasses.field(default_factory=list)
-    remapped: dict[str, str] = dataclasses.field(default_factory=dict)
-    missing: list[str] = dataclasses.field(default_factory=list)
-    unexpected: list[str] = dataclasses.field(default_factory=list)
-    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
-    source: str = ""
-    method: str = "name"
-
-    def summary(self) -> str:
-        """A few readable lines: how many tensors loaded, from where, and what was left out."""
-        total = len(self.matched) + len(self.missing) + len(self.skipped)
-        how = {"name": "by name", "order": "by order", "timm": "by timm's loader"}[self.method]
-        lines = [f"Loaded {len(self.matched)} of {total} model tensors {how} from {self.source}"]
-        if self.remapped:
-            lines.append(
-                f"  {len(self.remapped)} came under other names, e.g. "
-                + ", ".join(f"{s} -> {t}" for t, s in list(self.remapped.items())[:2])
-            )
-        for title, items in (
-            ("skipped", self.skipped),
-            ("missing (left as initialised)", self.missing),
-            ("unexpected (in the file, not used)", self.unexpected),
-        ):
-            if items:
-                shown = [
-                    f"{k} ({items[k]})" if isinstance(items, dict) else k for k in list(items)[:4]
-                ]
-                more = f", ... {len(items) - 4} more" if len(items) > 4 else ""
-                lines.append(f"  {title}: {len(items)}: " + ", ".join(shown) + more)
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,7 +230,7 @@ def register_weights(name: str, path: str | os.PathLike[str]) -> str:
     >>> model = tlw.create_model("resnet18", num_classes=3)                      # doctest: +SKIP
     """
     arch, _, full_name = _resolve_name(name)
-    file = _check_weights_file(path)
+    file = check_weights_file(path)
     key = full_name or arch
     _offline._REGISTERED[key] = file
     return key
@@ -306,331 +244,6 @@ def registered_weights() -> dict[str, Path]:
     {'resnet18.a1_in1k': PosixPath('/data/weights/resnet18.safetensors')}
     """
     return dict(_offline._REGISTERED)
-
-
-# --------------------------------------------------------------------------------------------
-# reading files
-
-
-def _check_weights_file(path: Any) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise ConfigError(
-            f"Weights must be given as a file path, not {type(path).__name__}. Pass e.g. "
-            f"'weights/model.safetensors' (or a state dict to tlw.load_weights)."
-        )
-    file = Path(path).expanduser()
-    if file.is_dir():
-        inside = sorted(
-            p.name
-            for p in file.iterdir()
-            if p.suffix in (".safetensors", ".bin", ".pth", ".pt", ".ckpt")
-        )
-        hint = (
-            f" It holds {', '.join(inside[:3])}: pass one of those files, e.g. "
-            f"{str(file / inside[0])!r}."
-            if inside
-            else " Pass the weights file itself (.safetensors, .pth, .pt or .bin)."
-        )
-        raise ConfigError(f"{str(file)!r} is a directory, not a weights file.{hint}")
-    if not file.exists():
-        raise WeightsUnavailableError(
-            f"No weights file at {str(file)!r}. Check the path (it is relative to "
-            f"{os.getcwd()!r}), or use weights='auto' to find the model's pretrained weights."
-        )
-    return file.resolve()
-
-
-def _is_safetensors(file: Path) -> bool:
-    if file.suffix == ".safetensors":
-        return True
-    with open(file, "rb") as f:
-        head = f.read(9)
-    # safetensors: an 8-byte little-endian header length, then the JSON header
-    return len(head) == 9 and head[8:9] == b"{" and not head.startswith(b"PK")
-
-
-def _read_file(file: Path) -> Any:
-    if _is_safetensors(file):
-        import safetensors.torch
-
-        try:
-            return safetensors.torch.load_file(str(file), device="cpu")
-        except Exception as err:  # safetensors raises its own SafetensorError and OSError
-            raise WeightsError(
-                f"{str(file)!r} is not a readable safetensors file ({err}). Re-save it with "
-                f"safetensors.torch.save_file(state_dict, path)."
-            ) from err
-    try:
-        # weights_only: tensors and plain containers only, so unpickling cannot run code.
-        # argparse.Namespace is allowed because timm's training checkpoints store their args in
-        # one, and it only sets attributes.
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        text = str(err)
-        if "Weights only load failed" in text or "Unsupported global" in text:
-            found = re.search(r"GLOBAL ([\w.]+)", text)
-            what = f" (it asks for {found.group(1)})" if found else ""
-            raise UnsafeWeightsError(
-                f"Refused to load {str(file)!r}: it is a pickle that would import and run "
-                f"code{what}, not just tensors. Nothing in it was executed. If you trust where "
-                f"it came from, convert it once in a separate session: "
-                f"sd = torch.load(path, weights_only=False); "
-                f"safetensors.torch.save_file(sd, 'model.safetensors'); then load that."
-            ) from None
-        raise WeightsError(
-            f"Cannot read {str(file)!r} as a PyTorch weights file ({text.splitlines()[0]}). "
-            f"Is it complete? Save weights with torch.save(model.state_dict(), path) or "
-            f"safetensors.torch.save_file."
-        ) from err
-    except Exception as err:  # torch's unpickler fails on garbage with many error types
-        raise WeightsError(
-            f"Cannot read {str(file)!r} as a weights file ({str(err).splitlines()[0]}). Is it "
-            f"complete and really a .safetensors/.pth/.pt/.bin file?"
-        ) from err
-
-
-def _unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict inside a checkpoint, and the wrapper keys that led to it."""
-    path = ""
-    for _ in range(4):
-        if isinstance(obj, nn.Module):
-            obj = obj.state_dict()
-        if not isinstance(obj, Mapping):
-            break
-        wrapper = next(
-            (k for k in _WRAPPER_KEYS if isinstance(obj.get(k), (Mapping, nn.Module))), None
-        )
-        if wrapper is None:
-            break
-        path += f"[{wrapper!r}]"
-        obj = obj[wrapper]
-    if isinstance(obj, Mapping):
-        tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return tensors, path
-        keys = ", ".join(map(str, list(obj)[:8]))
-        raise WeightsError(
-            f"{source} holds no tensors (top-level keys: {keys or 'none'}). Pass a state dict "
-            f"(model.state_dict()) or a checkpoint that wraps one under 'state_dict' or 'model'."
-        )
-    raise WeightsError(
-        f"{source} holds a {type(obj).__name__}, not a state dict. Save weights with "
-        f"torch.save(model.state_dict(), path) or safetensors.torch.save_file."
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# fitting a state dict onto a model
-
-
-def _strip(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix) :], True
-    return key
-
-
-def _classifier_keys(model: nn.Module, keys: list[str]) -> set[str]:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    names = cfg.get("classifier") if isinstance(cfg, Mapping) else None
-    if isinstance(names, str):
-        names = (names,)
-    names = list(names or ())
-    if not names and hasattr(model, "get_classifier"):
-        head = model.get_classifier()
-        names = [n for n, m in model.named_modules() if m is head and n]
-    return {k for k in keys if any(k == n or k.startswith(n + ".") for n in names)}
-
-
-def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def _model_label(model: nn.Module) -> str:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    arch = cfg.get("architecture") if isinstance(cfg, Mapping) else None
-    return arch or type(model).__name__
-
-
-def _mismatch_text(mismatches: list[tuple[str, tuple[int, ...], str, tuple[int, ...]]]) -> str:
-    parts = []
-    for target, expected, source, found in mismatches[:_FIRST_MISMATCHES]:
-        where = f"{target!r}" if source == target else f"{target!r} (file key {source!r})"
-        parts.append(f"{where}: model expects {expected}, file has {found}")
-    more = (
-        f"; ... {len(mismatches) - _FIRST_MISMATCHES} more"
-        if len(mismatches) > _FIRST_MISMATCHES
-        else ""
-    )
-    return "; ".join(parts) + more
-
-
-def _fit(
-    model: nn.Module, sd: dict[str, torch.Tensor], source: str, strict_shapes: bool
-) -> LoadReport:
-    target = model.state_dict()
-    tkeys = list(target)
-    head = _classifier_keys(model, tkeys)
-
-    # by name: exact first, then after stripping wrapper prefixes on both sides
-    by_canon: dict[str, list[str]] = {}
-    for k in sd:
-        by_canon.setdefault(_strip(k), []).append(k)
-    mapping: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    mismatches: list[tuple[str, tuple[int, ...], str, tuple[int, ...]]] = []
-    used: set[str] = set()
-    for t in tkeys:
-        if t in sd:
-            s = t
-        else:
-            cands = [c for c in by_canon.get(_strip(t), []) if c not in used and c not in target]
-            if len(cands) != 1:
-                continue
-            s = cands[0]
-        used.add(s)
-        if _shape(sd[s]) == _shape(target[t]):
-            mapping[t] = s
-        elif t in head:
-            skipped[t] = (
-                f"classifier: file has {_shape(sd[s])}, model has "
-                f"{_shape(target[t])}; kept the fresh head"
-            )
-        else:
-            mismatches.append((t, _shape(target[t]), s, _shape(sd[s])))
-    method = "name"
-    complete = not mismatches and all(
-        t in mapping or t in skipped or t.endswith("num_batches_tracked") for t in tkeys
-    )
-
-    if not complete:
-        order = _fit_by_order(tkeys, target, sd, head)
-        if order is not None and (order[2] == [] and len(order[0]) > len(mapping)):
-            mapping, skipped, _, skipped_src = order
-            used = set(mapping.values()) | set(skipped_src)
-            mismatches, method = [], "order"
-        elif mismatches and strict_shapes:
-            named = len(mapping) + len(mismatches) + len(skipped)
-            other_arch = (
-                f" Only {named} of the model's {len(tkeys)} tensors have a namesake "
-                f"in the file, so it looks like weights for another architecture."
-                if named < len(tkeys) / 2
-                else ""
-            )
-            raise WeightsMismatchError(
-                f"The weights from {source} do not fit {_model_label(model)}: "
-                f"{len(mismatches)} tensors have other shapes: {_mismatch_text(mismatches)}."
-                f"{other_arch} "
-                f"Check that the file was saved from the same architecture and variant as the "
-                f"model (and the same in_chans/img_size), or call tlw.load_weights(model, path, "
-                f"strict_shapes=False) to load the rest and skip these."
-            )
-        elif not mapping:
-            if order is None:
-                why = (
-                    f"the file has {len(sd)} tensors and the model {len(tkeys)}, so they "
-                    f"cannot be paired by order either"
-                )
-            else:
-                why = f"paired by order they do not fit: {_mismatch_text(order[2])}"
-            raise WeightsMismatchError(
-                f"None of the {len(sd)} tensors from {source} fit {_model_label(model)} by "
-                f"name (e.g. file key {next(iter(sd))!r}, model key {tkeys[0]!r}), and {why}. "
-                f"Check that the file belongs to this architecture; create the matching model "
-                f"with tlw.create_model(<its architecture>, ...)."
-            )
-    for t, expected, s, found in mismatches:  # only reached with strict_shapes=False
-        skipped[t] = f"shape: file has {found}, model has {expected}"
-        used.add(s)
-
-    model.load_state_dict({t: sd[s] for t, s in mapping.items()}, strict=False)
-    return LoadReport(
-        matched=[t for t in tkeys if t in mapping],
-        remapped={t: s for t, s in mapping.items() if t != s},
-        missing=[t for t in tkeys if t not in mapping and t not in skipped],
-        unexpected=[s for s in sd if s not in used],
-        skipped=skipped,
-        source=source,
-        method=method,
-    )
-
-
-def _fit_by_order(
-    tkeys: list[str],
-    target: Mapping[str, torch.Tensor],
-    sd: dict[str, torch.Tensor],
-    head: set[str],
-) -> Any:
-    """Pair model and file tensors position by position, every shape checked.
-
-    Returns (mapping, skipped, mismatches, skipped source keys) or None when the counts differ.
-    """
-    skeys = list(sd)
-    if len(skeys) != len(tkeys):
-        # one side may lack BatchNorm's num_batches_tracked counters; pair the rest
-        def drop(keys: list[str]) -> list[str]:
-            return [k for k in keys if not k.endswith("num_batches_tracked")]
-
-        tkeys, skeys = drop(tkeys), drop(skeys)
-        if len(skeys) != len(tkeys):
-            return None
-    mapping: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    skipped_src: list[str] = []
-    mismatches = []
-    for t, s in zip(tkeys, skeys, strict=True):
-        if _shape(sd[s]) == _shape(target[t]):
-            mapping[t] = s
-        elif t in head:
-            skipped[t] = (
-                f"classifier: file {s!r} has {_shape(sd[s])}, model has "
-                f"{_shape(target[t])}; kept the fresh head"
-            )
-            skipped_src.append(s)
-        else:
-            mismatches.append((t, _shape(target[t]), s, _shape(sd[s])))
-    return mapping, skipped, mismatches, skipped_src
-
-
-def load_weights(
-    model: nn.Module,
-    path_or_state_dict: str | os.PathLike[str] | Mapping[str, Any],
-    strict_shapes: bool = True,
-) -> LoadReport:
-    """Load a weights file (or state dict) into ``model`` and report what went where.
-
-    ``.safetensors`` is read with safetensors; ``.pth/.pt/.bin`` with
-    ``torch.load(weights_only=True)`` only, so a pickle that would run code raises
-    :class:`~tlwidgets.errors.UnsafeWeightsError` unexecuted. Wrapped checkpoints
-    (``{"state_dict": ...}``, ``{"model": ...}``, ``{"ema": ...}``) are unwrapped. Keys match by
-    name, then by name without ``module.``/``model.``/``backbone.``/``_orig_mod.``, then by order
-    with every shape checked. A classifier of another class count is skipped (``report.skipped``).
-    Other shape differences raise :class:`~tlwidgets.errors.WeightsMismatchError` naming the
-    first ones, unless ``strict_shapes=False``, which skips them instead.
-
-    >>> import tlwidgets as tlw
-    >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
-    >>> report = tlw.load_weights(model, "checkpoints/best.pth")            # doctest: +SKIP
-    >>> print(report)                                                        # doctest: +SKIP
-    Loaded 122 of 122 model tensors by name from checkpoints/best.pth
-    """
-    if not isinstance(model, nn.Module):
-        raise ConfigError(
-            f"load_weights needs a torch model as its first argument, not "
-            f"{type(model).__name__}. Create one with tlw.create_model(name, num_classes)."
-        )
-    if isinstance(path_or_state_dict, (Mapping, nn.Module)):
-        source = "a state dict" if isinstance(path_or_state_dict, Mapping) else "a model"
-        sd, wrapped = _unwrap(path_or_state_dict, source)
-    else:
-        file = _check_weights_file(path_or_state_dict)
-        source = str(file)
-        sd, wrapped = _unwrap(_read_file(file), source)
-    return _fit(model, sd, source + (f" {wrapped}" if wrapped else ""), strict_shapes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -730,8 +343,8 @@ def _load_file_for(
     timm_name, num_classes, kwargs = model_args
     model = _build(timm_name, num_classes, kwargs)
     try:
-        sd, wrapped = _unwrap(_read_file(file), source)
-        report = _fit(model, sd, source + (f" {wrapped}" if wrapped else ""), True)
+        sd, wrapped = unwrap(read_weights_file(file), source)
+        report = fit(model, sd, source + (f" {wrapped}" if wrapped else ""), True)
     except WeightsMismatchError as mismatch:
         # A timm-format file may still fit through timm's checkpoint filters (e.g. a ViT at
         # another img_size); if not, our message says more than timm's.
@@ -740,15 +353,15 @@ def _load_file_for(
         except Exception:
             raise mismatch from None
         report = _timm_report(model, source, num_classes)
-    head = _classifier_keys(model, list(model.state_dict()))
+    head = classifier_keys(model, list(model.state_dict()))
     left_out = [
         k for k in report.missing if k not in head and not k.endswith("num_batches_tracked")
     ]
     if left_out:
         raise WeightsMismatchError(
-            f"The weights from {source} cover only part of {_model_label(model)}: "
+            f"The weights from {source} cover only part of {model_label(model)}: "
             f"{len(left_out)} tensors have no value in the file, e.g. "
-            f"{', '.join(left_out[:_FIRST_MISMATCHES])}. Check the file belongs to this "
+            f"{', '.join(left_out[:FIRST_MISMATCHES])}. Check the file belongs to this "
             f"architecture, or create the model with weights='none' and call "
             f"tlw.load_weights(model, path) to accept a partial load."
         )
@@ -765,7 +378,7 @@ def _timm_report(model: nn.Module, source: str, num_classes: int) -> LoadReport:
         skipped = {
             k: f"classifier: pretrained for {cfg['num_classes']} classes; kept the fresh "
             f"head of {num_classes}"
-            for k in _classifier_keys(model, keys)
+            for k in classifier_keys(model, keys)
         }
     return LoadReport(
         matched=[k for k in keys if k not in skipped], skipped=skipped, source=source, method="timm"
@@ -826,7 +439,7 @@ def _zero_fresh_head(model: nn.Module) -> None:
         return
     report = getattr(model, "tlw_load_report", None)
     if report is not None:
-        keys = _classifier_keys(model, list(model.state_dict()))
+        keys = classifier_keys(model, list(model.state_dict()))
         loaded = set(report.matched) - set(report.skipped) - set(report.missing)
         if keys and all(k in loaded for k in keys):
             return
@@ -862,7 +475,7 @@ def _create_model(
                 f"weights={str(weights)!r} is neither a mode nor an existing file. Use 'auto', "
                 f"'hub', 'none', or a path to a weights file."
             )
-        file = _check_weights_file(file)
+        file = check_weights_file(file)
         return _load_file_for(model_args, file, str(file))
     else:
         raise ConfigError(f"weights must be 'auto', 'hub', 'none' or a file path, not {weights!r}.")
