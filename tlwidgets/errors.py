@@ -30,6 +30,7 @@ __all__ = [
     "TrainingError",
     "FrontendNotBuiltError",
     "CatalogError",
+    "Cancelled",
 ]
 
 
@@ -91,3 +92,8 @@ class FrontendNotBuiltError(TLWidgetsError, FileNotFoundError):
 
 class CatalogError(TLWidgetsError, RuntimeError):
     """The model catalog cannot be built (say, its shipped snapshot is missing or unreadable)."""
+
+
+class Cancelled(TLWidgetsError, RuntimeError):
+    """Work was stopped on request (a cancel ``threading.Event`` was set, or a progress
+    callback returned False) before it finished; nothing half-done was kept."""
