@@ -31,6 +31,8 @@ __all__ = [
     "FrontendNotBuiltError",
     "CatalogError",
     "Cancelled",
+    "RunFolderError",
+    "RecipeError",
 ]
 
 
@@ -97,3 +99,11 @@ class CatalogError(TLWidgetsError, RuntimeError):
 class Cancelled(TLWidgetsError, RuntimeError):
     """Work was stopped on request (a cancel ``threading.Event`` was set, or a progress
     callback returned False) before it finished; nothing half-done was kept."""
+
+
+class RunFolderError(TLWidgetsError, OSError):
+    """A run folder cannot be written or read (full disk, read-only, taken by another run)."""
+
+
+class RecipeError(ConfigError):
+    """A launch recipe (``tlw.launch``, ``python -m tlwidgets.run``) cannot build a run."""
