@@ -1,16 +1,14 @@
-"""Reading a weights file and fitting its state dict onto a model (the core of
-:func:`tlwidgets.load_weights`; :mod:`tlwidgets.weights` documents the contract and re-exports
-:class:`LoadReport` and :func:`load_weights`).
+"""Reading a weights file without running anything in it: what kind of file it is
+(safetensors, a ``torch.save`` archive, a pickle, or none of these), and the state dict inside a
+checkpoint. :mod:`tlwidgets.weights` documents the contract.
 
->>> import tlwidgets as tlw
->>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
->>> print(tlw.load_weights(model, "finetuned.safetensors"))              # doctest: +SKIP
+>>> from tlwidgets._weights_io import read_weights_file, unwrap
+>>> sd, wrapped = unwrap(read_weights_file(path), str(path))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import pickle
 import re
@@ -21,15 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import (
-    ConfigError,
-    UnsafeWeightsError,
-    WeightsError,
-    WeightsMismatchError,
-    WeightsUnavailableError,
-)
-
-__all__ = ["LoadReport", "load_weights"]
+from .errors import ConfigError, UnsafeWeightsError, WeightsError, WeightsUnavailableError
 
 # Wrapper keys of training checkpoints, most specific first; EMA weights are used only when no
 # plain state dict is there, because the plain one is what the run last trained.
@@ -42,62 +32,6 @@ _WRAPPER_KEYS = (
     "ema",
     "module",
 )
-# Prefixes added by DataParallel (module.), Lightning/wrappers (model., backbone.) and
-# torch.compile (_orig_mod.).
-_PREFIXES = ("module.", "model.", "backbone.", "_orig_mod.")
-FIRST_MISMATCHES = 5
-
-
-@dataclasses.dataclass
-class LoadReport:
-    """What a weights load did, tensor by tensor.
-
-    ``matched`` lists every model tensor that received a value from the file; ``remapped`` maps
-    those that came under another name (model key -> file key); ``missing`` are model tensors the
-    file had nothing for (left as initialised); ``unexpected`` are file tensors that went nowhere;
-    ``skipped`` maps model keys deliberately left out (the old classifier) to the reason.
-    ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader).
-
-    >>> import tlwidgets as tlw
-    >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
-    >>> report = tlw.load_weights(model, "finetuned.safetensors")           # doctest: +SKIP
-    >>> report.missing, report.skipped                                        # doctest: +SKIP
-    ([], {})
-    """
-
-    matched: list[str] = dataclasses.field(default_factory=list)
-    remapped: dict[str, str] = dataclasses.field(default_factory=dict)
-    missing: list[str] = dataclasses.field(default_factory=list)
-    unexpected: list[str] = dataclasses.field(default_factory=list)
-    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
-    source: str = ""
-    method: str = "name"
-
-    def summary(self) -> str:
-        """A few readable lines: how many tensors loaded, from where, and what was left out."""
-        total = len(self.matched) + len(self.missing) + len(self.skipped)
-        how = {"name": "by name", "order": "by order", "timm": "by timm's loader"}[self.method]
-        lines = [f"Loaded {len(self.matched)} of {total} model tensors {how} from {self.source}"]
-        if self.remapped:
-            lines.append(
-                f"  {len(self.remapped)} came under other names, e.g. "
-                + ", ".join(f"{s} -> {t}" for t, s in list(self.remapped.items())[:2])
-            )
-        for title, items in (
-            ("skipped", self.skipped),
-            ("missing (left as initialised)", self.missing),
-            ("unexpected (in the file, not used)", self.unexpected),
-        ):
-            if items:
-                shown = [
-                    f"{k} ({items[k]})" if isinstance(items, dict) else k for k in list(items)[:4]
-                ]
-                more = f", ... {len(items) - 4} more" if len(items) > 4 else ""
-                lines.append(f"  {title}: {len(items)}: " + ", ".join(shown) + more)
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,220 +144,3 @@ def unwrap(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], str]:
         f"{source} holds a {type(obj).__name__}, not a state dict. Save weights with "
         f"torch.save(model.state_dict(), path) or safetensors.torch.save_file."
     )
-
-
-# --------------------------------------------------------------------------------------------
-# fitting a state dict onto a model
-
-
-def strip_prefixes(key: str) -> str:
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _PREFIXES:
-            if key.startswith(prefix):
-                key, changed = key[len(prefix) :], True
-    return key
-
-
-def classifier_keys(model: nn.Module, keys: list[str]) -> set[str]:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    names = cfg.get("classifier") if isinstance(cfg, Mapping) else None
-    if isinstance(names, str):
-        names = (names,)
-    names = list(names or ())
-    if not names and hasattr(model, "get_classifier"):
-        head = model.get_classifier()
-        names = [n for n, m in model.named_modules() if m is head and n]
-    return {k for k in keys if any(k == n or k.startswith(n + ".") for n in names)}
-
-
-def _shape(t: torch.Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def model_label(model: nn.Module) -> str:
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    arch = cfg.get("architecture") if isinstance(cfg, Mapping) else None
-    return arch or type(model).__name__
-
-
-def mismatch_text(mismatches: list[tuple[str, tuple[int, ...], str, tuple[int, ...]]]) -> str:
-    parts = []
-    for target, expected, source, found in mismatches[:FIRST_MISMATCHES]:
-        where = f"{target!r}" if source == target else f"{target!r} (file key {source!r})"
-        parts.append(f"{where}: model expects {expected}, file has {found}")
-    more = (
-        f"; ... {len(mismatches) - FIRST_MISMATCHES} more"
-        if len(mismatches) > FIRST_MISMATCHES
-        else ""
-    )
-    return "; ".join(parts) + more
-
-
-def fit(
-    model: nn.Module, sd: dict[str, torch.Tensor], source: str, strict_shapes: bool
-) -> LoadReport:
-    target = model.state_dict()
-    tkeys = list(target)
-    head = classifier_keys(model, tkeys)
-
-    # by name: exact first, then after stripping wrapper prefixes on both sides
-    by_canon: dict[str, list[str]] = {}
-    for k in sd:
-        by_canon.setdefault(strip_prefixes(k), []).append(k)
-    mapping: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    mismatches: list[tuple[str, tuple[int, ...], str, tuple[int, ...]]] = []
-    used: set[str] = set()
-    for t in tkeys:
-        if t in sd:
-            s = t
-        else:
-            cands = [
-                c
-                for c in by_canon.get(strip_prefixes(t), [])
-                if c not in used and c not in target
-            ]
-            if len(cands) != 1:
-                continue
-            s = cands[0]
-        used.add(s)
-        if _shape(sd[s]) == _shape(target[t]):
-            mapping[t] = s
-        elif t in head:
-            skipped[t] = (
-                f"classifier: file has {_shape(sd[s])}, model has "
-                f"{_shape(target[t])}; kept the fresh head"
-            )
-        else:
-            mismatches.append((t, _shape(target[t]), s, _shape(sd[s])))
-    method = "name"
-    complete = not mismatches and all(
-        t in mapping or t in skipped or t.endswith("num_batches_tracked") for t in tkeys
-    )
-
-    if not complete:
-        order = fit_by_order(tkeys, target, sd, head)
-        if order is not None and (order[2] == [] and len(order[0]) > len(mapping)):
-            mapping, skipped, _, skipped_src = order
-            used = set(mapping.values()) | set(skipped_src)
-            mismatches, method = [], "order"
-        elif mismatches and strict_shapes:
-            named = len(mapping) + len(mismatches) + len(skipped)
-            other_arch = (
-                f" Only {named} of the model's {len(tkeys)} tensors have a namesake "
-                f"in the file, so it looks like weights for another architecture."
-                if named < len(tkeys) / 2
-                else ""
-            )
-            raise WeightsMismatchError(
-                f"The weights from {source} do not fit {model_label(model)}: "
-                f"{len(mismatches)} tensors have other shapes: {mismatch_text(mismatches)}."
-                f"{other_arch} "
-                f"Check that the file was saved from the same architecture and variant as the "
-                f"model (and the same in_chans/img_size), or call tlw.load_weights(model, path, "
-                f"strict_shapes=False) to load the rest and skip these."
-            )
-        elif not mapping:
-            if order is None:
-                why = (
-                    f"the file has {len(sd)} tensors and the model {len(tkeys)}, so they "
-                    f"cannot be paired by order either"
-                )
-            else:
-                why = f"paired by order they do not fit: {mismatch_text(order[2])}"
-            raise WeightsMismatchError(
-                f"None of the {len(sd)} tensors from {source} fit {model_label(model)} by "
-                f"name (e.g. file key {next(iter(sd))!r}, model key {tkeys[0]!r}), and {why}. "
-                f"Check that the file belongs to this architecture; create the matching model "
-                f"with tlw.create_model(<its architecture>, ...)."
-            )
-    for t, expected, s, found in mismatches:  # only reached with strict_shapes=False
-        skipped[t] = f"shape: file has {found}, model has {expected}"
-        used.add(s)
-
-    model.load_state_dict({t: sd[s] for t, s in mapping.items()}, strict=False)
-    return LoadReport(
-        matched=[t for t in tkeys if t in mapping],
-        remapped={t: s for t, s in mapping.items() if t != s},
-        missing=[t for t in tkeys if t not in mapping and t not in skipped],
-        unexpected=[s for s in sd if s not in used],
-        skipped=skipped,
-        source=source,
-        method=method,
-    )
-
-
-def fit_by_order(
-    tkeys: list[str],
-    target: Mapping[str, torch.Tensor],
-    sd: dict[str, torch.Tensor],
-    head: set[str],
-) -> Any:
-    """Pair model and file tensors position by position, every shape checked.
-
-    Returns (mapping, skipped, mismatches, skipped source keys) or None when the counts differ.
-    """
-    skeys = list(sd)
-    if len(skeys) != len(tkeys):
-        # one side may lack BatchNorm's num_batches_tracked counters; pair the rest
-        def drop(keys: list[str]) -> list[str]:
-            return [k for k in keys if not k.endswith("num_batches_tracked")]
-
-        tkeys, skeys = drop(tkeys), drop(skeys)
-        if len(skeys) != len(tkeys):
-            return None
-    mapping: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    skipped_src: list[str] = []
-    mismatches = []
-    for t, s in zip(tkeys, skeys, strict=True):
-        if _shape(sd[s]) == _shape(target[t]):
-            mapping[t] = s
-        elif t in head:
-            skipped[t] = (
-                f"classifier: file {s!r} has {_shape(sd[s])}, model has "
-                f"{_shape(target[t])}; kept the fresh head"
-            )
-            skipped_src.append(s)
-        else:
-            mismatches.append((t, _shape(target[t]), s, _shape(sd[s])))
-    return mapping, skipped, mismatches, skipped_src
-
-
-def load_weights(
-    model: nn.Module,
-    path_or_state_dict: str | os.PathLike[str] | Mapping[str, Any],
-    strict_shapes: bool = True,
-) -> LoadReport:
-    """Load a weights file (or state dict) into ``model`` and report what went where.
-
-    ``.safetensors`` is read with safetensors; ``.pth/.pt/.bin`` with
-    ``torch.load(weights_only=True)`` only, so a pickle that would run code raises
-    :class:`~tlwidgets.errors.UnsafeWeightsError` unexecuted. Wrapped checkpoints
-    (``{"state_dict": ...}``, ``{"model": ...}``, ``{"ema": ...}``) are unwrapped. Keys match by
-    name, then by name without ``module.``/``model.``/``backbone.``/``_orig_mod.``, then by order
-    with every shape checked. A classifier of another class count is skipped (``report.skipped``).
-    Other shape differences raise :class:`~tlwidgets.errors.WeightsMismatchError` naming the
-    first ones, unless ``strict_shapes=False``, which skips them instead.
-
-    >>> import tlwidgets as tlw
-    >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
-    >>> report = tlw.load_weights(model, "checkpoints/best.pth")            # doctest: +SKIP
-    >>> print(report)                                                        # doctest: +SKIP
-    Loaded 122 of 122 model tensors by name from checkpoints/best.pth
-    """
-    if not isinstance(model, nn.Module):
-        raise ConfigError(
-            f"load_weights needs a torch model as its first argument, not "
-            f"{type(model).__name__}. Create one with tlw.create_model(name, num_classes)."
-        )
-    if isinstance(path_or_state_dict, (Mapping, nn.Module)):
-        source = "a state dict" if isinstance(path_or_state_dict, Mapping) else "a model"
-        sd, wrapped = unwrap(path_or_state_dict, source)
-    else:
-        file = check_weights_file(path_or_state_dict)
-        source = str(file)
-        sd, wrapped = unwrap(read_weights_file(file), source)
-    return fit(model, sd, source + (f" {wrapped}" if wrapped else ""), strict_shapes)

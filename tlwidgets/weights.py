@@ -96,17 +96,15 @@ from ._offline import (
     _url_filename,
     offline_weight_names,
 )
-from ._weights_io import (
+from ._weights_fit import (
     FIRST_MISMATCHES,
     LoadReport,
-    check_weights_file,
     classifier_keys,
     fit,
     load_weights,
     model_label,
-    read_weights_file,
-    unwrap,
 )
+from ._weights_io import check_weights_file, read_weights_file, unwrap
 from .errors import (
     ConfigError,
     ModelNotFoundError,
