@@ -66,6 +66,14 @@ _LAZY = {
     "TrainerEvent": ".training",
     "LRFindResult": ".training",
     "Evaluation": ".evaluation",
+    # ranking backbones and layers on the user's data
+    "logme": ".ranking",
+    "knn_accuracy": ".ranking",
+    "rank_models": ".ranking",
+    "rank_layers": ".ranking",
+    "imagenet_similarity": ".ranking",
+    "ImageNetSimilarity": ".ranking",
+    "Cancelled": ".errors",
     # widgets (the only names that import ipywidgets)
     "RunControls": ".widgets",
     "ModelBrowser": ".widgets",

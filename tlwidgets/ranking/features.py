@@ -1,0 +1,260 @@
+"""Features of a frozen backbone on a capped, stratified sample of a dataset.
+
+:func:`backbone_features` is the **one** place ranking computes features. The persistent
+feature cache (issue 18, ``tlwidgets/training/feature_cache.py``) is to be switched in here, so
+that ``rank_models``, ``rank_layers`` and ``imagenet_similarity`` all reuse features computed
+once per model and data.
+
+The features are the classifier's input, exactly what a head trained on the frozen model sees:
+timm's ``forward_head(forward_features(x), pre_logits=True)``; for another module with a
+``get_classifier()``, the input of that classifier; for a module without one (a backbone you
+cut yourself), its output, globally averaged when it is a feature map. They are computed in
+eval mode under ``torch.inference_mode`` with the data's deterministic eval transform, derived
+from the model's own pretrained config (``data.with_model(model)``).
+
+>>> import tlwidgets as tlw
+>>> from tlwidgets.ranking.features import backbone_features, stratified_sample
+>>> data = tlw.sample_data(img_size=64)                                   # doctest: +SKIP
+>>> idx = stratified_sample([y for _, y in data.train_items], per_class=10)  # doctest: +SKIP
+>>> out = backbone_features(tlw.create_model("tf_efficientnet_lite0", 4), data, idx)  # doctest: +SKIP
+>>> out.features.shape                                                    # doctest: +SKIP
+(40, 1280)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+
+from ..errors import ConfigError, DataError
+from .progress import Progress
+
+__all__ = ["Features", "backbone_features", "check_data", "pool", "stratified_sample"]
+
+
+@dataclass
+class Features:
+    """What one pass of a backbone over a sample produced (all numpy, on the CPU)."""
+
+    features: np.ndarray  # (N, D) float32: the classifier's input
+    labels: np.ndarray  # (N,) int64 class indices of the data
+    indices: np.ndarray  # (N,) positions in the split's items
+    logits: np.ndarray | None = None  # (N, C) the model's own head, when asked for
+    layers: dict[str, np.ndarray] = field(default_factory=dict)  # group name -> (N, C_g) pooled
+    seconds: float = 0.0
+
+
+def check_data(data: Any, split: str = "train") -> list[int]:
+    """The labels of ``split`` of an ImageData-like object; ConfigError if it is not one."""
+    if split not in ("train", "valid"):
+        raise ConfigError(f"split must be 'train' or 'valid'; got {split!r}.")
+    items = getattr(data, f"{split}_items", None)
+    if items is None or not hasattr(data, "with_model") or not hasattr(data, "classes"):
+        raise ConfigError(
+            f"data must be a tlw.ImageData (from tlw.ImageData.from_folder, from_arrays or "
+            f"tlw.sample_data); got {type(data).__name__}. To score features you already "
+            "have, call tlw.logme(features, labels) or tlw.knn_accuracy(features, labels)."
+        )
+    labels = [int(y) for _, y in items]
+    if len(set(labels)) < 2:
+        raise DataError(
+            f"The {split} split has images of {len(set(labels))} class(es); ranking needs at "
+            "least two classes with images."
+        )
+    return labels
+
+
+def stratified_sample(labels: Sequence[int], per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted positions of at most ``per_class`` items of each class, drawn at random
+    (reproducibly from ``seed``); all items when ``per_class`` is None.
+
+    >>> stratified_sample([0, 0, 0, 1, 1], per_class=2).tolist()
+    [1, 2, 3, 4]
+    """
+    if per_class is not None and (
+        isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 2
+    ):
+        raise ConfigError(
+            f"per_class must be an integer >= 2 (images per class to score on) or None for "
+            f"all; got {per_class!r}."
+        )
+    y = np.asarray(labels, dtype=np.int64)
+    if per_class is None:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for cls in np.unique(y):
+        members = np.flatnonzero(y == cls)
+        if len(members) > per_class:
+            members = rng.choice(members, size=per_class, replace=False)
+        chosen.append(members)
+    return np.sort(np.concatenate(chosen))
+
+
+def pool(t: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """One vector per image: feature maps averaged over space (NCHW, or NHWC when
+    ``channels_last``), token sequences (B, N, C) over tokens, other shapes flattened."""
+    if isinstance(t, (tuple, list)):
+        t = t[0]
+    if t.ndim == 4:
+        return t.mean(dim=(1, 2)) if channels_last else t.mean(dim=(2, 3))
+    if t.ndim == 3:
+        return t.mean(dim=1)
+    return t.reshape(t.shape[0], -1)
+
+
+def _classifier(model: nn.Module) -> nn.Module | None:
+    get = getattr(model, "get_classifier", None)
+    if not callable(get):
+        return None
+    try:
+        head = get()
+    except Exception:  # noqa: BLE001 - no usable head: fall back to the model's output
+        return None
+    return head if isinstance(head, nn.Module) else None
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+class _Forward:
+    """Runs a batch and returns (pre-logits features, logits or None)."""
+
+    def __init__(self, model: nn.Module, want_logits: bool) -> None:
+        self.model = model
+        self.want_logits = want_logits
+        self.timm_style = callable(getattr(model, "forward_features", None)) and callable(
+            getattr(model, "forward_head", None)
+        )
+        self.head = None if self.timm_style else _classifier(model)
+        self._captured: list[torch.Tensor] = []
+        self._handle = None
+        if self.head is not None:
+            self._handle = self.head.register_forward_pre_hook(
+                lambda _m, args: self._captured.append(args[0])
+            )
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        m = self.model
+        if self.timm_style:
+            ff = m.forward_features(x)
+            feats = m.forward_head(ff, pre_logits=True)
+            logits = m.forward_head(ff) if self.want_logits else None
+            return pool(feats), logits
+        out = m(x)
+        if self.head is not None and self._captured:
+            feats = self._captured.pop()
+            self._captured.clear()
+            return pool(feats), (out if self.want_logits else None)
+        return pool(out), None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+
+
+def _layer_hooks(
+    model: nn.Module, layers: Sequence[tuple[str, Sequence[str]]], store: dict[str, Any]
+) -> list[Any]:
+    """Hooks keeping, per group, the output of its module that ran last in the batch."""
+    modules = dict(model.named_modules())
+    channels_last = str(getattr(model, "output_fmt", "NCHW")).upper().startswith("NHWC")
+    handles = []
+    for name, paths in layers:
+        for path in paths:
+            module = modules.get(path)
+            if module is None:  # a parameter-only path (a ViT's cls_token): nothing runs
+                continue
+
+            def hook(_m: nn.Module, _args: Any, out: Any, name: str = name) -> None:
+                store[name] = pool(out, channels_last)
+
+            handles.append(module.register_forward_hook(hook))
+    return handles
+
+
+def backbone_features(
+    model: nn.Module,
+    data: Any,
+    indices: Sequence[int] | None = None,
+    *,
+    split: str = "train",
+    logits: bool = False,
+    layers: Sequence[tuple[str, Sequence[str]]] = (),
+    batch_size: int = 64,
+    progress: Progress | None = None,
+    label: str = "",
+) -> Features:
+    """Features of ``model`` (frozen, eval mode) on items ``indices`` of ``split`` of ``data``.
+
+    ``logits=True`` also keeps the model's own head output (for ImageNet similarity);
+    ``layers`` (``[(name, module paths), ...]``, e.g. from ``tlw.layer_groups``) also keeps the
+    globally pooled output of each named group. The model's device is used; module modes are
+    restored afterwards, and the model's evaluation lock is held throughout (a trainer's run
+    of the same model waits). ``progress`` advances by the images done (and cancels).
+
+    >>> out = backbone_features(model, data, logits=True)        # doctest: +SKIP
+    >>> out.features.shape, out.logits.shape                     # doctest: +SKIP
+    """
+    from ..evaluation import model_lock
+
+    labels_all = check_data(data, split)
+    idx = np.arange(len(labels_all)) if indices is None else np.asarray(indices, dtype=np.int64)
+    view = data.with_model(model)
+    ds = view.train_loader(augment=False, shuffle=False).dataset if split == "train" else (
+        view.valid_ds
+    )
+    loader = DataLoader(
+        Subset(ds, idx.tolist()), batch_size=batch_size, shuffle=False,
+        num_workers=getattr(data, "num_workers", 0),
+    )
+    device = _model_device(model)
+    start = time.perf_counter()
+    feats: list[torch.Tensor] = []
+    outs: list[torch.Tensor] = []
+    per_layer: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
+    store: dict[str, torch.Tensor] = {}
+    with model_lock(model):
+        modes = [(m, m.training) for m in model.modules()]
+        forward = _Forward(model, logits)
+        handles = _layer_hooks(model, layers, store)
+        try:
+            model.eval()
+            with torch.inference_mode():
+                for x, _ in loader:
+                    store.clear()
+                    f, out = forward(x.to(device))
+                    feats.append(f.float().cpu())
+                    if out is not None:
+                        outs.append(out.float().cpu())
+                    for name, kept in per_layer.items():
+                        if name in store:
+                            kept.append(store[name].float().cpu())
+                    if progress is not None:
+                        progress.advance(len(x), label)
+        finally:
+            forward.close()
+            for h in handles:
+                h.remove()
+            for m, was_training in modes:
+                m.training = was_training
+    return Features(
+        features=torch.cat(feats).numpy(),
+        labels=np.asarray(labels_all, dtype=np.int64)[idx],
+        indices=idx,
+        logits=torch.cat(outs).numpy() if outs else None,
+        layers={k: torch.cat(v).numpy() for k, v in per_layer.items() if v},
+        seconds=time.perf_counter() - start,
+    )
