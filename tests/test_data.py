@@ -212,31 +212,37 @@ def _truncated_jpeg(path: Path) -> None:
     path.write_bytes(data[: int(len(data) * 0.6)])
 
 
-def test_corrupt_file_is_skipped_up_front_and_truncated_file_during_the_epoch(tmp_path):
+def test_corrupt_and_truncated_files_are_skipped_up_front_and_late_damage_during_the_epoch(
+    tmp_path,
+):
     _make_folder(tmp_path, {"cat": 6, "dog": 6})
     corrupt = tmp_path / "cat" / "corrupt.jpg"
     corrupt.write_bytes(b"this is not a jpeg at all" * 10)
     truncated = tmp_path / "dog" / "truncated.jpg"
     _truncated_jpeg(truncated)
-    # the truncated JPEG's header is fine, so only a full decode finds it
+    # the truncated JPEG's header is fine, so only a decode finds it: from_folder decodes
     with Image.open(truncated) as img:
         img.verify()
 
     data = ImageData.from_folder(tmp_path, valid_pct=0.0, img_size=32, batch_size=4)
-    assert [p for p, _ in data.skipped] == [str(corrupt)]
-    assert "unreadable header" in data.skipped[0][1]
-    assert str(truncated) in {p for p, _ in data.train_items}
+    skipped = dict(data.skipped)
+    assert sorted(skipped) == sorted([str(corrupt), str(truncated)])
+    assert "not an image" in skipped[str(corrupt)]
+    assert "cut off" in skipped[str(truncated)]
+    assert str(truncated) not in {p for p, _ in data.train_items}
 
+    # a file damaged after the data was built is found when the epoch reaches it
+    late = data.train_items[2][0]
+    _truncated_jpeg(Path(late))
     seen, _ = _epoch(data.train_loader())
     # every slot is filled (the bad file's slot by another readable image): the epoch completes
     assert seen == len(data.train_items)
     skipped = dict(data.skipped)
-    assert str(truncated) in skipped
-    assert "failed to load" in skipped[str(truncated)]
+    assert "failed to load" in skipped[late]
     # a second epoch neither fails nor lists the file twice
     seen, _ = _epoch(data.train_loader())
     assert seen == len(data.train_items)
-    assert [p for p, _ in data.skipped].count(str(truncated)) == 1
+    assert [p for p, _ in data.skipped].count(late) == 1
 
 
 def test_truncated_png_is_found_by_the_header_check(tmp_path):

@@ -143,3 +143,76 @@ def test_boolean_images_are_refused_not_turned_black(tmp_path):
     assert data.raw_image("train", 0).getextrema() == ((0, 255),) * 3
     with pytest.raises(DataError, match="booleans"):
         data.preprocess(masks[0])
+
+
+# ------------------------------------------------------------------------- every file checked
+
+
+def _cut_jpeg(path: Path, keep: float = 0.6) -> None:
+    buf = io.BytesIO()
+    _photo(99, size=48).save(buf, "JPEG", quality=95)
+    path.write_bytes(buf.getvalue()[: int(len(buf.getvalue()) * keep)])
+
+
+def test_cut_off_jpeg_and_non_image_files_are_reported_when_the_folder_is_read(tmp_path):
+    _make_folder(tmp_path, {"cat": 4, "dog": 4}, ext=".jpg")
+    cut = tmp_path / "dog" / "cut.jpg"
+    _cut_jpeg(cut)
+    with Image.open(cut) as img:
+        img.verify()  # the header is fine: only a decode finds it
+    (tmp_path / "cat" / "notes.txt").write_text("hello")
+    (tmp_path / "cat" / "labels.csv").write_text("a,b")
+    (tmp_path / "dog" / "todo.txt").write_text("x")
+
+    data = ImageData.from_folder(tmp_path, img_size=32)
+    assert str(cut) not in [p for p, _ in data.train_items + data.valid_items]
+    assert [(Path(p).name, "cut off" in why) for p, why in data.skipped] == [("cut.jpg", True)]
+    assert data.ignored == {".txt": 2, ".csv": 1}
+    summary = data.summary()
+    assert summary["total"].tolist() == [4, 4]
+    notes = "\n".join(summary.notes)
+    assert "1 file skipped" in notes and "dog/cut.jpg: the file is cut off" in notes
+    assert "3 non-image files ignored: .txt (2), .csv (1)" in notes
+    assert "dog/cut.jpg" in repr(summary) and "3 non-image files" in repr(summary)
+    assert "<li>" in summary._repr_html_() and "cut.jpg" in summary._repr_html_()
+    assert list(summary.columns) == ["train", "valid", "total"]
+    # training never meets the file: nothing is added to skipped during an epoch
+    for _ in data.train_loader():
+        pass
+    assert len(data.skipped) == 1
+
+
+def test_a_clean_folder_has_no_notes(tmp_path):
+    _make_folder(tmp_path, {"cat": 2, "dog": 2})
+    data = ImageData.from_folder(tmp_path, img_size=32)
+    assert data.summary().notes == [] and data.ignored == {} and data.skipped == []
+    assert repr(data.summary()) == repr(data.summary().astype("int64"))
+
+
+def test_many_files_are_checked_in_a_pool_with_a_progress_bar(tmp_path, monkeypatch, capsys):
+    import tlwidgets.data as tdata
+
+    _make_folder(tmp_path, {"a": 40, "b": 40}, ext=".jpg")
+    for k in range(3):
+        _cut_jpeg(tmp_path / "b" / f"cut{k}.jpg", keep=0.3 + 0.2 * k)
+    (tmp_path / "a" / "fake.png").write_bytes(b"not a png" * 50)
+    assert 83 > tdata._POOL_MIN_FILES
+    monkeypatch.setattr(tdata, "_PROGRESS_DELAY_S", 0.0)  # show the bar however fast it is
+    data = ImageData.from_folder(tmp_path, img_size=32)
+    err = capsys.readouterr().err
+    assert "Checking images" in err and "84/84" in err
+    assert sorted(Path(p).name for p, _ in data.skipped) == [
+        "cut0.jpg", "cut1.jpg", "cut2.jpg", "fake.png"]
+    assert "not an image" in dict((Path(p).name, w) for p, w in data.skipped)["fake.png"]
+    assert data.summary()["total"].tolist() == [40, 40]
+    ImageData.from_folder(tmp_path, img_size=32, progress=False)
+    assert "Checking images" not in capsys.readouterr().err
+
+
+def test_header_check_finds_cut_off_files_too_and_bad_check_is_refused(tmp_path):
+    _make_folder(tmp_path, {"cat": 3, "dog": 3}, ext=".jpg")
+    _cut_jpeg(tmp_path / "dog" / "cut.jpg")
+    data = ImageData.from_folder(tmp_path, img_size=32, check="header")
+    assert [(Path(p).name, "end marker" in w) for p, w in data.skipped] == [("cut.jpg", True)]
+    with pytest.raises(DataError, match="check='fast'.*'decode'.*'header'"):
+        ImageData.from_folder(tmp_path, check="fast")

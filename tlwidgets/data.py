@@ -34,6 +34,8 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "AUGMENT_CHOICES",
     "ImageData",
+    "check_image",
+    "DataSummary",
     "load_rgb",
     "to_rgb",
     "upright",
@@ -126,14 +128,70 @@ def load_rgb(path: str | os.PathLike[str]) -> Image.Image:
         return to_rgb(upright(img)).copy()
 
 
-def _verify_header(path: Path) -> str | None:
-    """Why a file is unusable, found cheaply (PIL's ``verify``), or None when it looks fine."""
+def check_image(path: str | os.PathLike[str], decode: bool = True) -> str | None:
+    """Why the file at ``path`` cannot be used as an image, or None when it can.
+
+    ``decode=True``: the whole file is decoded, as training will (a cut-off JPEG passes PIL's
+    header check but not this); JPEGs are decoded at 1/8 scale (``Image.draft``), which still
+    reads the whole compressed stream and so finds the same damage, in about half the time.
+    ``decode=False``: PIL's header check (``verify``; for PNG it also checks every chunk's
+    CRC) plus, for JPEG, the end-of-image marker in the last 4 KiB: finds cut-off files, not
+    damage in the middle. ``benchmarks/bench_data_check.py`` measures both.
+
+    >>> check_image("photos/cat/001.jpg") is None            # doctest: +SKIP
+    True
+    """
     try:
         with Image.open(path) as img:
-            img.verify()
+            if not decode:
+                img.verify()
+                if img.format == "JPEG" and not _has_jpeg_end(path):
+                    return "the file is cut off (no JPEG end marker)"
+                return None
+            if img.format == "JPEG":
+                img.draft(img.mode, (1, 1))
+            img.load()
+    except Image.UnidentifiedImageError:
+        return "not an image PIL can read (unknown format or not an image at all)"
     except Exception as err:  # PIL raises many types here (OSError, SyntaxError, ValueError ...)
-        return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        detail = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        if "truncated" in str(err):
+            return f"the file is cut off ({detail})"
+        return f"cannot be decoded ({detail})"
     return None
+
+
+def _has_jpeg_end(path: str | os.PathLike[str]) -> bool:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+        return b"\xff\xd9" in f.read()
+
+
+#: Above this many files, :meth:`ImageData.from_folder` checks them in a thread pool.
+_POOL_MIN_FILES = 64
+#: The progress bar of the file check appears only when the check takes longer than this.
+_PROGRESS_DELAY_S = 1.0
+CHECK_CHOICES: tuple[str, ...] = ("decode", "header")
+
+
+def _check_files(paths: Sequence[Path], progress: bool, check: str) -> list[str | None]:
+    """:func:`check_image` of every path, in order; a thread pool (PIL decodes without the GIL)
+    and a tqdm bar that appears when the check takes longer than ``_PROGRESS_DELAY_S``."""
+    decode = check == "decode"
+    if len(paths) < _POOL_MIN_FILES:
+        return [check_image(p, decode) for p in paths]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    workers = min(8, (os.cpu_count() or 1) + 2)
+    with ThreadPoolExecutor(workers, thread_name_prefix="tlw-check") as pool:
+        # big chunks: a small file checks in ~0.1 ms, less than handing it to a thread
+        chunk = max(1, min(64, len(paths) // (4 * workers)))
+        results = pool.map(lambda p: check_image(p, decode), paths, chunksize=chunk)
+        bar = tqdm(results, total=len(paths), desc="Checking images", unit="file",
+                   delay=_PROGRESS_DELAY_S, disable=not progress)
+        return list(bar)
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,8 +559,63 @@ def _positions(indices: Any, n: int, name: str, items: str) -> list[int]:
     return sorted(pos)
 
 
+def _found_problems(
+    founds: Sequence[dict[str, list[Path]]], progress: bool, check: str
+) -> dict[Path, str]:
+    """Path -> why it cannot be used, for every file of the class -> files maps in ``founds``
+    (all checked in one pool)."""
+    paths = [p for found in founds for ps in found.values() for p in ps]
+    problems = _check_files(paths, progress, check)
+    return {p: why for p, why in zip(paths, problems) if why is not None}
+
+
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _rel(path: str | Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when it is inside it (short names in messages)."""
+    if root is not None:
+        try:
+            return str(Path(path).relative_to(root))
+        except ValueError:
+            pass
+    return str(path)
+
+
+class DataSummary(pd.DataFrame):
+    """What :meth:`ImageData.summary` returns: the table of images per class and split, plus
+    ``notes`` (a list of strings: what was skipped and why, what was ignored), printed under
+    the table. Any operation on it gives a plain DataFrame.
+
+    >>> s = data.summary()          # doctest: +SKIP
+    >>> s.notes                     # doctest: +SKIP
+    ['1 file skipped (data.skipped lists each with its reason): cat/cut.jpg: the file is cut off']
+    """
+
+    _metadata = ["notes"]
+
+    @property
+    def _constructor(self) -> type[pd.DataFrame]:
+        return pd.DataFrame
+
+    def _notes_text(self) -> str:
+        return "\n".join(f"- {n}" for n in getattr(self, "notes", []))
+
+    def __repr__(self) -> str:
+        table = pd.DataFrame(self).__repr__()
+        notes = self._notes_text()
+        return f"{table}\n{notes}" if notes else table
+
+    def _repr_html_(self) -> str | None:
+        import html
+
+        table = pd.DataFrame(self)._repr_html_() or ""
+        notes = getattr(self, "notes", [])
+        if not notes:
+            return table
+        items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+        return f"{table}<ul class='tlw-data-notes'>{items}</ul>"
 
 
 class ImageData:
@@ -512,8 +625,10 @@ class ImageData:
 
     Attributes: ``classes``, ``num_classes``, ``train_items``/``valid_items`` (lists of
     ``(path or None, label)`` in the stable order of ``train_ds``/``valid_ds``), ``skipped``
-    (``(path, reason)`` of files that could not be read), ``batch_size``, ``augment``,
-    ``data_config`` (the resolved preprocessing config), ``num_workers``.
+    (``(path, reason)`` of files that could not be read), ``ignored`` (non-image files left
+    out, ``{extension: count}``), ``notes`` (sentences about both, shown by :meth:`summary`),
+    ``batch_size``, ``augment``, ``data_config`` (the resolved preprocessing config),
+    ``num_workers``.
 
     >>> import tlwidgets as tlw
     >>> data = tlw.ImageData.from_folder("photos/", img_size=128)   # doctest: +SKIP
@@ -537,6 +652,8 @@ class ImageData:
         crop_pct: float | None = None,
         array_index: tuple[Sequence[int], Sequence[int]] | None = None,
         root: Path | None = None,
+        ignored: dict[str, int] | None = None,
+        notes: Sequence[str] = (),
     ) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise DataError(f"batch_size must be a positive integer; got {batch_size!r}.")
@@ -552,6 +669,9 @@ class ImageData:
         self.num_workers = num_workers
         self.seed = int(seed)
         self.root = root
+        #: Non-image files left out when the folder was read: extension -> count.
+        self.ignored: dict[str, int] = dict(ignored or {})
+        self._notes = list(notes)
         self._source = source
         self._skip_log = skipped if isinstance(skipped, _SkipLog) else _SkipLog(list(skipped))
         self._img_size = img_size
@@ -718,13 +838,18 @@ class ImageData:
             ) from None
 
     # ---------------------------------------------------------------- summaries and copies
-    def summary(self) -> pd.DataFrame:
-        """Images per class and split: rows are classes, columns ``train``, ``valid``, ``total``.
+    def summary(self) -> DataSummary:
+        """Images per class and split: rows are classes, columns ``train``, ``valid``, ``total``;
+        under the table (and in ``.notes``) what was skipped and why, and how many non-image
+        files were ignored.
 
         >>> data.summary()                                      # doctest: +SKIP
                 train  valid  total
         class
         brick      40     12     52
+        ...
+        - 1 file skipped (data.skipped lists each with its reason): brick/cut.jpg: the file is cut off
+        - 2 non-image files ignored: .txt (2)
         """
         train = Counter(y for _, y in self.train_items)
         valid = Counter(y for _, y in self.valid_items)
@@ -736,7 +861,36 @@ class ImageData:
             index=pd.Index(self.classes, name="class"),
         )
         df["total"] = df["train"] + df["valid"]
-        return df.astype("int64")
+        out = DataSummary(df.astype("int64"))
+        out.notes = self.notes
+        return out
+
+    @property
+    def notes(self) -> list[str]:
+        """Plain sentences about how the data was read: files skipped (and why), non-image
+        files ignored, class folders that are not classes. Shown under :meth:`summary`.
+
+        >>> for line in data.notes: print(line)                # doctest: +SKIP
+        """
+        notes: list[str] = []
+        skipped = self.skipped
+        if skipped:
+            shown = "; ".join(f"{_rel(p, self.root)}: {why}" for p, why in skipped[:5])
+            more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            n = len(skipped)
+            notes.append(
+                f"{n} file{'s' if n != 1 else ''} skipped (data.skipped lists each with its "
+                f"reason): {shown}{more}"
+            )
+        if self.ignored:
+            n = sum(self.ignored.values())
+            exts = ", ".join(f"{ext} ({c})" for ext, c in
+                             sorted(self.ignored.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
+            notes.append(
+                f"{n} non-image file{'s' if n != 1 else ''} ignored: {exts}. Read as images: "
+                f"{', '.join(IMAGE_EXTENSIONS)}."
+            )
+        return notes + self._notes
 
     def with_model(self, model: Any) -> ImageData:
         """The same split and settings with transforms re-derived from ``model``'s pretrained
@@ -759,6 +913,8 @@ class ImageData:
             crop_pct=self._crop_pct,
             array_index=self._array_index,
             root=self.root,
+            ignored=self.ignored,
+            notes=self._notes,
         )
 
     def subset(
@@ -812,6 +968,8 @@ class ImageData:
             crop_pct=self._crop_pct,
             array_index=array_index,
             root=self.root,
+            ignored=self.ignored,
+            notes=self._notes,
         )
 
     def __repr__(self) -> str:
@@ -833,13 +991,21 @@ class ImageData:
         batch_size: int = 32,
         augment: str = "light",
         num_workers: int = 0,
+        progress: bool = True,
+        check: str = "decode",
     ) -> ImageData:
         """Images in one subfolder per class (``root/<class>/*.jpg``), or already split into
         ``root/train/<class>/`` and ``root/valid/<class>/`` (``val/`` works too; then
         ``valid_pct`` is not used).
 
-        The split is stratified and deterministic for a ``seed``. Files whose header PIL cannot
-        verify are left out and listed in ``data.skipped``. Transforms follow ``model``'s
+        The split is stratified and deterministic for a ``seed``. Every image file is decoded
+        once here (:func:`check_image`, in a thread pool; a progress bar appears when that
+        takes over a second, unless ``progress=False``): files that cannot be used are left out
+        and listed with the reason in ``data.skipped``, and files without an image extension
+        are counted in ``data.ignored``; :meth:`summary` says both. ``check="header"`` checks
+        headers and JPEG end markers only (for huge folders of large photos: it finds cut-off
+        files, not damage inside a file, which then shows up when training reaches it).
+        Transforms follow ``model``'s
         pretrained cfg (ImageNet defaults without one); ``img_size`` overrides its size.
         ``augment`` is "none", "light" (mild random-resized crop and flip) or "standard"
         (timm's default training transform).
@@ -852,6 +1018,11 @@ class ImageData:
         pct = _check_valid_pct(valid_pct)
         img_size = _check_img_size(img_size)
         seed = _check_seed(seed)
+        if check not in CHECK_CHOICES:
+            raise DataError(
+                f"check={check!r} is not understood; use 'decode' (decode every file now, the "
+                "default) or 'header' (headers and JPEG end markers only, faster)."
+            )
         root_path = Path(root).expanduser()
         if not root_path.exists():
             raise DataError(
@@ -868,32 +1039,37 @@ class ImageData:
         train_dir = names.get("train")
         valid_dir = names.get("valid") or names.get("val")
         skipped: list[tuple[str, str]] = []
+        ignored: Counter[str] = Counter()
 
         if train_dir is not None and valid_dir is not None:
-            train_found = cls._scan_classes(train_dir)
-            valid_found = cls._scan_classes(valid_dir)
+            train_found = cls._scan_classes(train_dir, ignored)
+            valid_found = cls._scan_classes(valid_dir, ignored)
             classes = sorted(set(train_found) | set(valid_found))
             cls._check_classes(root_path, classes, {**valid_found, **train_found}, presplit=True)
             index = {c: i for i, c in enumerate(classes)}
-            train_items = cls._verified(train_found, index, skipped)
-            valid_items = cls._verified(valid_found, index, skipped)
+            bad = _found_problems([train_found, valid_found], progress, check)
+            train_items = cls._verified(train_found, index, bad, skipped)
+            valid_items = cls._verified(valid_found, index, bad, skipped)
             if not train_items:
                 raise DataError(
                     f"{str(train_dir)!r} has no readable images; put training images in "
                     f"{train_dir.name}/<class>/."
                 )
         else:
-            found = cls._scan_classes(root_path)
+            found_ignored: Counter[str] = Counter()
+            found = cls._scan_classes(root_path, found_ignored)
             if train_dir is not None and valid_dir is None:
                 # root/train/<class>/ without a valid/ folder: split train/ by valid_pct rather
                 # than mistaking "train" (and "test") for class names
-                nested = cls._scan_classes(train_dir)
+                nested = cls._scan_classes(train_dir, ignored)
                 if nested:
-                    found = nested
+                    found, found_ignored = nested, ignored
+            ignored = found_ignored
             classes = sorted(found)
             cls._check_classes(root_path, classes, found, presplit=False)
             index = {c: i for i, c in enumerate(classes)}
-            all_items = cls._verified(found, index, skipped)
+            bad = _found_problems([found], progress, check)
+            all_items = cls._verified(found, index, bad, skipped)
             labels = [y for _, y in all_items]
             tr, va = _stratified_split(labels, pct, seed, classes)
             train_items = [all_items[i] for i in tr]
@@ -914,14 +1090,17 @@ class ImageData:
             skipped=skipped,
             seed=seed,
             root=root_path,
+            ignored=dict(ignored),
         )
 
     @staticmethod
-    def _scan_classes(folder: Path) -> dict[str, list[Path]]:
-        """Class name -> image files, for each subfolder of ``folder`` holding any image."""
+    def _scan_classes(folder: Path, ignored: Counter[str]) -> dict[str, list[Path]]:
+        """Class name -> image files, for each subfolder of ``folder`` holding any image; the
+        extensions of the other files found there are counted into ``ignored``."""
         found: dict[str, list[Path]] = {}
         for sub in _subdirs(folder):
-            images, _ = _list_images(sub)
+            images, others = _list_images(sub)
+            ignored.update(others)
             if images:
                 found[sub.name] = images
         return found
@@ -960,16 +1139,18 @@ class ImageData:
 
     @staticmethod
     def _verified(
-        found: dict[str, list[Path]], index: dict[str, int], skipped: list[tuple[str, str]]
+        found: dict[str, list[Path]],
+        index: dict[str, int],
+        bad: dict[Path, str],
+        skipped: list[tuple[str, str]],
     ) -> list[Item]:
         items: list[Item] = []
         for cname, paths in found.items():
             for p in paths:
-                reason = _verify_header(p)
-                if reason is None:
-                    items.append((str(p), index[cname]))
+                if p in bad:
+                    skipped.append((str(p), bad[p]))
                 else:
-                    skipped.append((str(p), f"unreadable header: {reason}"))
+                    items.append((str(p), index[cname]))
         return items
 
     @classmethod
