@@ -160,7 +160,7 @@ def run_tlw_head(model: torch.nn.Module, folder: Path, data: tlw.ImageData, args
         trainer = tlw.Trainer(model, own, epochs=args.head_epochs, run_dir=run_dir)
         trainer.fit()
         wall, cpu = time.perf_counter() - w0, _cpu() - c0
-        if trainer._cache is None:  # the point of (c); fail loudly rather than mislabel a row
+        if trainer.feature_cache is None:  # the point of (c); fail loudly rather than mislabel a row
             raise SystemExit("the feature cache did not apply in variant (c)")
         return wall, cpu, float(trainer.evaluate().accuracy), len(trainer.steps)
 

@@ -36,7 +36,7 @@ def epoch_seconds(model: torch.nn.Module, data: tlw.ImageData, cache: bool, epoc
         t0 = time.perf_counter()
         trainer.fit()
         wall = time.perf_counter() - t0
-        assert (trainer._cache is not None) == cache
+        assert (trainer.feature_cache is not None) == cache
         h = trainer.history
         return h["seconds"].tolist(), float(h["accuracy"].iloc[-1]), wall
 

@@ -65,7 +65,7 @@ def test_events_carry_the_documented_fields(tmp_path: Path) -> None:
     steps = [e.data for e in events if e.kind == "step"]
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
     assert set(steps[0]) == {"step", "epoch", "batch", "loss", "lrs", "img_s", "time"}
-    n_groups = len(trainer._optimizer.param_groups)
+    n_groups = len(trainer.optimizer.param_groups)
     assert all(len(s["lrs"]) == n_groups for s in steps)
     epochs = [e.data for e in events if e.kind == "epoch"]
     assert [e["epoch"] for e in epochs] == [1, 2]
@@ -166,7 +166,7 @@ def test_frozen_parameters_are_not_in_the_optimizer_and_do_not_change(tmp_path: 
     bn_mean = model.features[1].running_mean.clone()
     trainer = Trainer(model, make_data(), epochs=1, run_dir=tmp_path, cache_features=False)
     trainer.fit()
-    in_opt = {id(p) for g in trainer._optimizer.param_groups for p in g["params"]}
+    in_opt = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     assert id(model.features[0].weight) not in in_opt and id(model.fc.weight) in in_opt
     assert torch.equal(conv, model.features[0].weight)
     # freeze's BN policy "eval" is kept: frozen BN statistics did not move during training
@@ -324,7 +324,7 @@ def test_lr_find_restores_everything_bit_for_bit(tmp_path: Path) -> None:
     before = {k: v.clone() for k, v in model.state_dict().items()}
     flags = [p.requires_grad for p in model.parameters()]
     modes = [m.training for m in model.modules()]
-    opt_before = trainer._optimizer.state_dict()
+    opt_before = trainer.optimizer.state_dict()
     opt_before = {k: {kk: (vv.clone() if torch.is_tensor(vv) else vv) for kk, vv in v.items()}
                   for k, v in opt_before["state"].items()}
     version = tlw.freeze_version(model)
@@ -338,7 +338,7 @@ def test_lr_find_restores_everything_bit_for_bit(tmp_path: Path) -> None:
     assert [p.requires_grad for p in model.parameters()] == flags
     assert [m.training for m in model.modules()] == modes
     assert tlw.freeze_version(model) == version
-    for k, v in trainer._optimizer.state_dict()["state"].items():
+    for k, v in trainer.optimizer.state_dict()["state"].items():
         for kk, vv in v.items():
             assert torch.equal(torch.as_tensor(vv), torch.as_tensor(opt_before[k][kk]))
     assert list(result.df.columns) == ["lr", "loss", "smoothed_loss"]
@@ -381,13 +381,13 @@ def test_feature_cache_is_off_and_says_why_when_augmentation_is_random(tmp_path:
     trainer = Trainer(model, data, epochs=1, run_dir=tmp_path,
                       callbacks=[lambda e: e.kind == "log" and logs.append(e.data["message"])])
     trainer.fit()
-    assert trainer._cache is None
+    assert trainer.feature_cache is None
     assert any("random" in m and "cache_features=True" in m for m in logs)
     logs.clear()
     opted = Trainer(model, data, epochs=1, run_dir=tmp_path / "b", cache_features=True,
                     callbacks=[lambda e: e.kind == "log" and logs.append(e.data["message"])])
     opted.fit()
-    assert opted._cache is not None
+    assert opted.feature_cache is not None
     assert any("without augmentation" in m for m in logs)
 
 
@@ -396,16 +396,16 @@ def test_feature_cache_is_rebuilt_when_the_freeze_state_changes(tmp_path: Path) 
     tlw.freeze_to(model, -1)
     trainer = Trainer(model, make_data(), epochs=1, run_dir=tmp_path)
     trainer.fit()
-    first = trainer._cache
+    first = trainer.feature_cache
     assert first is not None
     tlw.unfreeze(model)
     trainer.fit()
-    assert trainer._cache is None  # the backbone trains now: no cache
+    assert trainer.feature_cache is None  # the backbone trains now: no cache
     tlw.freeze_to(model, -1)
     trainer.fit()
-    assert trainer._cache is not None and trainer._cache is not first
+    assert trainer.feature_cache is not None and trainer.feature_cache is not first
     # the new cache holds the features of the backbone as it is now
-    assert not torch.equal(trainer._cache.valid_x, first.valid_x)
+    assert not torch.equal(trainer.feature_cache.valid_x, first.valid_x)
 
 
 def test_resume_after_a_stop_mid_epoch_finishes_that_epoch_on_schedule(tmp_path: Path) -> None:

@@ -9,25 +9,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.util
 import json
 import os
-import threading
 import warnings
-import weakref
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from ._runtime import DeviceContext, atomic_write, model_lock, preserved
 from .errors import ConfigError, DataError
 
-__all__ = ["Evaluation", "evaluate", "predict", "export", "EXPORT_FORMATS"]
+__all__ = ["Evaluation", "evaluate", "predict", "export", "validation_metrics", "model_lock",
+           "EXPORT_FORMATS"]
 
 EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")
 _SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}
@@ -126,71 +125,57 @@ class Evaluation:
         return f"Evaluation({len(self)} images, accuracy={self.accuracy:.4f}, loss={self.loss:.4f})"
 
 
-def _no_autocast() -> Any:
-    return contextlib.nullcontext()
-
-
-# One lock per model (kept outside the model, so deepcopy and torch.save never meet it), held by
-# every evaluation and by a Trainer's whole run. Two threads using one model happen in ordinary
-# use: the dashboard evaluates in its publisher thread when a run ends while the next cell calls
-# trainer.evaluate() or starts the next run. Unserialised, whoever finished first restored the
-# module modes under the other: an evaluation's remaining batches ran in train mode (wrong
-# probabilities, BatchNorm running statistics overwritten with validation batches).
-_EVAL_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
-_EVAL_LOCKS_GUARD = threading.Lock()
-
-
-def model_lock(model: nn.Module) -> threading.RLock:
-    """The re-entrant lock that evaluations and training runs of ``model`` hold.
-
-    >>> with model_lock(model): ...                     # doctest: +SKIP
-    """
-    with _EVAL_LOCKS_GUARD:
-        lock = _EVAL_LOCKS.get(model)
-        if lock is None:
-            lock = _EVAL_LOCKS[model] = threading.RLock()
-        return lock
-
-
-@torch.no_grad()
-def _logits(model: nn.Module, batches: Any, device: torch.device, autocast: Callable[[], Any],
-            channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    with model_lock(model):
-        return _logits_locked(model, batches, device, autocast, channels_last)
-
-
-def _logits_locked(model: nn.Module, batches: Any, device: torch.device,
-                   autocast: Callable[[], Any], channels_last: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    modes = [(m, m.training) for m in model.modules()]
-    outs, ys = [], []
-    try:
+def _batches_to_logits(forward: Callable[[Any], torch.Tensor], batches: Any, ctx: DeviceContext,
+                       model: nn.Module) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(logits as float32, targets)`` per batch, ``model`` in eval mode (modes put back after),
+    under ``ctx``'s autocast: the one inference path of validation, evaluate and predict."""
+    with model_lock(model), torch.inference_mode(), preserved(model):
         model.eval()
         for x, y in batches:
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                outs.append(model(x).float().cpu())
-            ys.append(torch.as_tensor(y))
-    finally:
-        for m, was in modes:
-            m.training = was
+            with ctx.autocast():
+                out = forward(ctx.move(x))
+            yield out.float(), ctx.move(torch.as_tensor(y))
+
+
+def validation_metrics(forward: Callable[[Any], torch.Tensor], batches: Any, ctx: DeviceContext,
+                       model: nn.Module) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over ``batches`` (what the trainer logs each epoch).
+
+    >>> validation_metrics(model, data.valid_loader(), ctx, model)   # doctest: +SKIP
+    (0.31, 0.92)
+    """
+    total = torch.zeros((), device=ctx.device, dtype=torch.float64)
+    correct = torch.zeros((), device=ctx.device, dtype=torch.int64)
+    count = 0
+    for out, y in _batches_to_logits(forward, batches, ctx, model):
+        total += nn.functional.cross_entropy(out, y, reduction="sum").double()
+        correct += (out.argmax(1) == y).sum()
+        count += int(y.shape[0])
+    if count == 0:
+        return float("nan"), float("nan")
+    return float(total) / count, float(correct) / count
+
+
+def _logits(model: nn.Module, batches: Any, ctx: DeviceContext) -> tuple[torch.Tensor, torch.Tensor]:
+    outs, ys = [], []
+    for out, y in _batches_to_logits(model, batches, ctx, model):
+        outs.append(out.cpu())
+        ys.append(y.cpu())
     if not outs:
         return torch.zeros(0, 0), torch.zeros(0, dtype=torch.long)
     return torch.cat(outs), torch.cat(ys)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
+def _context(model: nn.Module, ctx: DeviceContext | None) -> DeviceContext:
+    return ctx if ctx is not None else DeviceContext.for_model(model)
 
 
-def evaluate(model: nn.Module, data: Any, device: torch.device | None = None,
-             autocast: Callable[[], Any] = _no_autocast,
-             channels_last: bool = False) -> Evaluation:
+def evaluate(model: nn.Module, data: Any, ctx: DeviceContext | None = None) -> Evaluation:
     """Run ``model`` over ``data``'s validation split and return an :class:`Evaluation`.
 
-    Row ``i`` of the result is ``data.valid_ds[i]`` (the valid loader is not shuffled).
+    Row ``i`` of the result is ``data.valid_ds[i]`` (the valid loader is not shuffled). ``ctx``
+    (a :class:`~tlwidgets._runtime.DeviceContext`, the trainer's) says where and how to compute;
+    by default the model's own device, without autocast.
 
     >>> ev = evaluate(model, data); ev.accuracy    # doctest: +SKIP
     """
@@ -198,8 +183,7 @@ def evaluate(model: nn.Module, data: Any, device: torch.device | None = None,
         raise DataError(
             "the data has no validation split to evaluate on; build it with valid_pct > 0."
         )
-    device = device or _model_device(model)
-    logits, targets = _logits(model, data.valid_loader(), device, autocast, channels_last)
+    logits, targets = _logits(model, data.valid_loader(), _context(model, ctx))
     paths = [p for p, _ in data.valid_items] if hasattr(data, "valid_items") else None
     return Evaluation(logits, targets, data.classes, paths)
 
@@ -227,8 +211,8 @@ def _as_list(images: Any) -> list[Any]:
 
 @torch.no_grad()
 def predict(model: nn.Module, data: Any, images: Any, k: int = 3,
-            device: torch.device | None = None, autocast: Callable[[], Any] = _no_autocast,
-            preprocessed: bool = False, batch_size: int | None = None) -> pd.DataFrame:
+            ctx: DeviceContext | None = None, preprocessed: bool = False,
+            batch_size: int | None = None) -> pd.DataFrame:
     """Top-``k`` classes and probabilities for each image.
 
     ``images`` is a path, a PIL image, an HWC/CHW array or tensor (uint8 0..255 or float 0..1),
@@ -257,11 +241,10 @@ def predict(model: nn.Module, data: Any, images: Any, k: int = 3,
             tensors.append(t)
         else:
             tensors.append(data.preprocess(item))
-    device = device or _model_device(model)
     bs = batch_size or getattr(data, "batch_size", 32) or 32
     batches = [(torch.stack(tensors[i : i + bs]), torch.zeros(len(tensors[i : i + bs])))
                for i in range(0, len(tensors), bs)]
-    logits, _ = _logits(model, batches, device, autocast)
+    logits, _ = _logits(model, batches, _context(model, ctx))
     probs = torch.softmax(logits, dim=1)
     top_p, top_i = probs.topk(k, dim=1)
     rows = []
@@ -323,8 +306,6 @@ def export(model: nn.Module, data: Any, path: str | os.PathLike[str],
                 f"exporting to ONNX needs the {' and '.join(missing)} package(s), which are not "
                 f"installed; run `pip install {' '.join(missing)}` (or pick format='torchscript')."
             )
-    from .training.checkpoints import atomic_write
-
     if format == "safetensors":
         from safetensors.torch import save_model
 

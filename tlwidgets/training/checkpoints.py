@@ -23,16 +23,52 @@ Both are written to a temporary file in the same folder and moved into place wit
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_file, save_model
 
+from .._runtime import atomic_write
 from ..errors import TrainingError
 
+# Checkpoints being written by a background thread, per folder: a reader in this process (a
+# resume, restore(), another trainer) waits for them, so it never reads the previous pair while
+# the new one is on its way.
+_PENDING: dict[str, list[threading.Thread]] = {}
+_PENDING_LOCK = threading.Lock()
+
+
+def write_in_background(folder: str | os.PathLike, write: Any) -> threading.Thread:
+    """Run ``write()`` in a (non-daemon) thread registered for ``folder``; returns the thread.
+
+    The interpreter waits for it at exit, and :func:`load_checkpoint` waits for it first."""
+    key = str(Path(folder).resolve())
+    thread = threading.Thread(target=write, name="tlwidgets-checkpoint", daemon=False)
+    with _PENDING_LOCK:
+        _PENDING.setdefault(key, []).append(thread)
+    thread.start()
+    return thread
+
+
+def wait_for_writes(folder: str | os.PathLike) -> None:
+    """Block until every background write to ``folder`` has finished."""
+    key = str(Path(folder).resolve())
+    with _PENDING_LOCK:
+        threads = list(_PENDING.get(key, []))
+    for t in threads:
+        t.join()
+    with _PENDING_LOCK:
+        alive = [t for t in _PENDING.get(key, []) if t.is_alive()]
+        if alive:
+            _PENDING[key] = alive
+        else:
+            _PENDING.pop(key, None)
+
+
 __all__ = [
+    "write_in_background", "wait_for_writes",
     "save_checkpoint", "load_checkpoint", "link_checkpoint", "atomic_write", "checkpoint_paths",
     "snapshot_weights", "snapshot_state",
 ]
@@ -42,29 +78,6 @@ def checkpoint_paths(folder: str | os.PathLike, name: str) -> tuple[Path, Path]:
     """The (weights, state) paths of checkpoint ``name`` in ``folder``."""
     folder = Path(folder)
     return folder / f"{name}.safetensors", folder / f"{name}.state.pt"
-
-
-def atomic_write(path: str | os.PathLike, write: Any) -> Path:
-    """Call ``write(tmp_path)`` then move ``tmp_path`` onto ``path`` in one ``os.replace``.
-
-    >>> import tempfile, pathlib
-    >>> p = pathlib.Path(tempfile.mkdtemp()) / "x.txt"
-    >>> _ = atomic_write(p, lambda tmp: pathlib.Path(tmp).write_text("ok"))
-    >>> p.read_text()
-    'ok'
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def _plain(obj: Any) -> Any:
@@ -185,6 +198,7 @@ def load_checkpoint(
     >>> load_checkpoint(folder, "last", torch.nn.Linear(2, 2))["epoch"]
     2
     """
+    wait_for_writes(folder)
     weights_path, state_path = checkpoint_paths(folder, name)
     if not state_path.exists() or not weights_path.exists():
         raise TrainingError(

@@ -26,7 +26,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-__all__ = ["CacheDecision", "cache_decision", "FeatureCache", "classifier_of"]
+from .._runtime import DeviceContext, preserved
+
+__all__ = ["CacheDecision", "cache_decision", "FeatureCache", "classifier_of", "extract_features"]
 
 
 def classifier_of(model: nn.Module) -> nn.Module | None:
@@ -96,9 +98,8 @@ def cache_decision(model: nn.Module, data: Any, mode: Any) -> CacheDecision:
     # What would the backbone do in training mode? Ask the modules after model.train(), which
     # is where the BN policy of tlwidgets.freeze shows (frozen BN stays in eval), then put every
     # module back exactly as it was.
-    modes = [(m, m.training) for m in model.modules()]
     head_modules = {id(m) for m in head.modules()}
-    try:
+    with preserved(model):
         model.train()
         for name, module in model.named_modules():
             if id(module) in head_modules or not module.training:
@@ -115,9 +116,6 @@ def cache_decision(model: nn.Module, data: Any, mode: Any) -> CacheDecision:
                     f"feature cache off: {name!r} ({type(module).__name__}) outside the head is "
                     "random in training, so features differ every epoch",
                 )
-    finally:
-        for m, was_training in modes:
-            m.training = was_training
     if getattr(data, "augment_is_random", False):
         aug = getattr(data, "augment", "?")
         if mode is True:
@@ -147,34 +145,32 @@ class _Indices(Dataset):
         return i
 
 
-@torch.no_grad()
-def _features(
-    model: nn.Module, head: nn.Module, loader: DataLoader, device: torch.device,
-    channels_last: bool, autocast: Any,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(model: nn.Module, head: nn.Module, loader: Any, ctx: DeviceContext
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The input of ``head`` for every batch of ``loader`` (model in eval mode, modes put back),
+    and the labels, on ``ctx``'s device.
+
+    >>> x, y = extract_features(model, model.get_classifier(), data.valid_loader(), ctx)  # doctest: +SKIP
+    """
     captured: list[torch.Tensor] = []
 
     def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
         captured.append(args[0].detach())
 
     handle = head.register_forward_pre_hook(hook)
-    modes = [(m, m.training) for m in model.modules()]
     feats, labels = [], []
     try:
-        model.eval()
-        for x, y in loader:
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast():
-                model(x)
-            feats.append(captured.pop().float())
-            labels.append(y.to(device, non_blocking=True))
+        with torch.inference_mode(), preserved(model):
+            model.eval()
+            for x, y in loader:
+                with ctx.autocast():
+                    model(ctx.move(x))
+                feats.append(captured.pop().float())
+                labels.append(ctx.move(y))
     finally:
         handle.remove()
-        for m, was_training in modes:
-            m.training = was_training
-    return torch.cat(feats), torch.cat(labels)
+    # inference tensors cannot be saved for backward; the head trains on these
+    return torch.cat(feats).clone(), torch.cat(labels).clone()
 
 
 class FeatureCache:
@@ -185,8 +181,8 @@ class FeatureCache:
     """
 
     def __init__(
-        self, model: nn.Module, data: Any, decision: CacheDecision, device: torch.device,
-        channels_last: bool, autocast: Any, key: tuple, train_loader: DataLoader,
+        self, model: nn.Module, data: Any, decision: CacheDecision, ctx: DeviceContext,
+        key: tuple, train_loader: DataLoader,
     ) -> None:
         head = classifier_of(model)
         assert head is not None
@@ -198,12 +194,8 @@ class FeatureCache:
             train_loader.dataset, batch_size=train_loader.batch_size or 1, shuffle=False,
             num_workers=getattr(data, "num_workers", 0),
         )
-        self.train_x, self.train_y = _features(
-            model, head, ordered, device, channels_last, autocast
-        )
-        self.valid_x, self.valid_y = _features(
-            model, head, data.valid_loader(), device, channels_last, autocast
-        )
+        self.train_x, self.train_y = extract_features(model, head, ordered, ctx)
+        self.valid_x, self.valid_y = extract_features(model, head, data.valid_loader(), ctx)
         # An index loader sharing the real loader's batch sampler and generator draws the random
         # numbers in the same order as iterating the real loader would, so the cached run sees
         # the batches in the same order as an uncached one.

@@ -1,4 +1,11 @@
-"""The learning-rate finder: an exponential sweep that leaves the model exactly as it found it.
+"""The learning-rate finder: an exponential sweep on the training loop, leaving no trace.
+
+The sweep runs :class:`~tlwidgets.training.loop.StepLoop` — the loop ``fit`` runs — with the
+optimizer ``fit`` would build (the model's LR multipliers and ``lr`` slices keep their ratios
+between groups: the sweep's rate is the head's), the same gradient accumulation and clipping;
+``num_it`` counts optimizer steps, as ``fit``'s schedule does. Only the learning-rate function
+and the stop rule differ. Everything it changes is put back with
+:func:`tlwidgets._runtime.preserved`.
 
 >>> result = trainer.lr_find()                  # doctest: +SKIP
 >>> result.suggestion                           # fastai's "valley" point  # doctest: +SKIP
@@ -8,22 +15,19 @@
 
 from __future__ import annotations
 
-import importlib
 import math
-import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 import torch
 from torch import nn
 
+from .._runtime import DeviceContext, preserved
 from ..errors import ConfigError
+from .loop import Control, NonFiniteLoss, StepLoop, StopRun
 
-if TYPE_CHECKING:
-    from .trainer import Trainer
-
-__all__ = ["LRFindResult", "lr_find", "valley", "steepest"]
+__all__ = ["LRFindResult", "lr_sweep", "valley", "steepest"]
 
 
 def valley(lrs: list[float], losses: list[float]) -> float:
@@ -70,10 +74,11 @@ def steepest(lrs: list[float], losses: list[float]) -> float:
 class LRFindResult:
     """What ``Trainer.lr_find()`` found.
 
-    ``df`` has one row per step: ``lr``, ``loss`` (raw) and ``smoothed_loss`` (exponential
-    average, beta 0.98, debiased, as fastai). ``suggestion`` is fastai's ``valley`` point (its
-    default since fastai 2.5); ``steep`` is the steepest-descent point; ``diverged`` says whether
-    the sweep stopped early because the smoothed loss passed 4x its best.
+    ``df`` has one row per optimizer step: ``lr`` (the head's rate), ``loss`` (raw, the mean over
+    the step's accumulated batches) and ``smoothed_loss`` (exponential average, beta 0.98,
+    debiased, as fastai). ``suggestion`` is fastai's ``valley`` point; ``steep`` the
+    steepest-descent point; ``diverged`` says whether the sweep stopped because the smoothed loss
+    passed 4x its best. ``extra["optimizer_steps"]`` counts the steps taken.
     """
 
     df: pd.DataFrame
@@ -88,7 +93,7 @@ class LRFindResult:
                 f"steep={self.steep:.3g}, {len(self.df)} steps, diverged={self.diverged})")
 
 
-def _cycle_batches(make: Any) -> Iterator[Any]:
+def _forever(make: Callable[[], Any]) -> Iterator[Any]:
     while True:
         empty = True
         for batch in make():
@@ -98,117 +103,79 @@ def _cycle_batches(make: Any) -> Iterator[Any]:
             return
 
 
-def lr_find(trainer: "Trainer", start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100,
-            stop_div: bool = True, beta: float = 0.98) -> LRFindResult:
-    """Run the sweep on ``trainer``'s model and data; see :meth:`Trainer.lr_find`."""
-    fz = importlib.import_module("tlwidgets.freeze")  # not `from .. import freeze`: the lazy API binds that name to the function
-
-    if not (0 < start_lr < end_lr) or not all(map(math.isfinite, (start_lr, end_lr))):
+def lr_sweep(model: nn.Module, make_batches: Callable[[], Any],
+             forward: Callable[[Any], torch.Tensor],
+             make_optimizer: Callable[[Any], tuple[torch.optim.Optimizer, list[float], list[str]]],
+             ctx: DeviceContext, *, grad_accum: int = 1, clip_grad: float | None = None,
+             lr: float | slice = 1e-3, start_lr: float = 1e-7, end_lr: float = 10,
+             num_it: int = 100, stop_div: bool = True, beta: float = 0.98) -> LRFindResult:
+    """The sweep behind :meth:`Trainer.lr_find` (see the module docstring)."""
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (start_lr, end_lr)) \
+            or not 0 < start_lr < end_lr:
         raise ConfigError(
             f"lr_find needs 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}; "
-            "the defaults 1e-7 and 10 suit most models."
-        )
-    if not isinstance(num_it, int) or num_it < 2:
+            "the defaults 1e-7 and 10 suit most models.")
+    if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 2:
         raise ConfigError(f"num_it must be an integer >= 2, got {num_it!r}.")
-    model = trainer.model
-    trainer._place_model()
-
-    # Everything the sweep can change, saved to be put back bit for bit.
-    saved_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    saved_flags = [(p, p.requires_grad) for p in model.parameters()]
-    saved_grads = [(p, None if p.grad is None else p.grad.detach().clone())
-                   for p in model.parameters()]
-    saved_modes = [(m, m.training) for m in model.modules()]
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    py_rng = random.getstate()
-    loader_gen = getattr(trainer._train_loader, "generator", None)
-    loader_gen_state = loader_gen.get_state() if loader_gen is not None else None
-    had_loader = trainer._train_loader is not None
-
     lrs: list[float] = []
     losses: list[float] = []
     smoothed: list[float] = []
     diverged = False
-    try:
+    control = Control()
+    loop = StepLoop(ctx, control, grad_accum, clip_grad)
+    with preserved(model, modes=True, requires_grad=True, rng=True, weights=True, grads=True):
         model.train()
-        trainer._refresh_cache()
-        groups = fz.param_groups(model, lr=start_lr, weight_decay=trainer.weight_decay)
-        opt = trainer._new_optimizer(groups, start_lr)
-        scaler = torch.amp.GradScaler("cuda") if trainer.amp_dtype == torch.float16 else None
-        cache = trainer._cache
-        if cache is not None:
-            cache.head.train()
-            batches = _cycle_batches(cache.train_batches)
-            forward = cache.forward
-        else:
-            loader = trainer._get_train_loader()
-            batches = _cycle_batches(lambda: iter(loader))
-            forward = model
-        avg, best = 0.0, math.inf
-        model.zero_grad(set_to_none=True)
-        for i, (x, y) in zip(range(num_it), batches):
-            lr = start_lr * (end_lr / start_lr) ** (i / (num_it - 1))
-            for g in opt.param_groups:
-                g["lr"] = lr
-            if cache is None:
-                x = x.to(trainer.device, non_blocking=True)
-                if trainer._channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = y.to(trainer.device, non_blocking=True)
-            with trainer._autocast():
-                loss = nn.functional.cross_entropy(forward(x).float(), y)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            else:
-                loss.backward()
-                opt.step()
-            opt.zero_grad(set_to_none=True)
-            value = float(loss.detach())
-            lrs.append(lr)
-            losses.append(value)
-            if not math.isfinite(value):
-                smoothed.append(float("nan"))
-                diverged = True
-                break
-            avg = beta * avg + (1 - beta) * value
-            smooth = avg / (1 - beta ** (i + 1))
-            smoothed.append(smooth)
-            best = min(best, smooth)
-            if stop_div and smooth > 4 * best:
-                diverged = True
-                break
-    finally:
-        with torch.no_grad():
-            model.load_state_dict(saved_state)
-        for p, flag in saved_flags:
-            if p.requires_grad != flag:
-                p.requires_grad_(flag)
-        for p, g in saved_grads:
-            p.grad = g
-        for m, was_training in saved_modes:
-            m.training = was_training
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
-        random.setstate(py_rng)
-        if loader_gen is not None and loader_gen_state is not None:
-            loader_gen.set_state(loader_gen_state)
-        if not had_loader and trainer._train_loader is not None:
-            # the loader made for the sweep stays (the cache refers to it), rewound to its seed
-            gen = getattr(trainer._train_loader, "generator", None)
-            seed = getattr(trainer.data, "seed", None)
-            if gen is not None and seed is not None:
-                gen.manual_seed(seed)
+        opt, peaks, _ = make_optimizer(lr)
+        # the ratio of each group's rate to the head's, as fit() would train them
+        ratios = [p / peaks[-1] for p in peaks]
+        scaler = ctx.new_scaler()
+        state = {"update": 0, "sum": 0.0, "n": 0, "avg": 0.0, "best": math.inf}
 
-    df = pd.DataFrame({"lr": lrs, "loss": losses, "smoothed_loss": smoothed})
+        def before_update() -> None:
+            k = state["update"]
+            rate = start_lr * (end_lr / start_lr) ** (k / (num_it - 1))
+            for g, r in zip(opt.param_groups, ratios):
+                g["lr"] = rate * r
+            lrs.append(rate)
+
+        def after_update() -> None:
+            state["update"] += 1
+
+        def on_step(info: dict[str, Any]) -> None:
+            nonlocal diverged
+            state["sum"] += info["loss"]
+            state["n"] += 1
+            if info["batch"] % grad_accum:
+                return  # the optimizer step this batch belongs to is not complete yet
+            value = state["sum"] / state["n"]
+            state["sum"], state["n"] = 0.0, 0
+            losses.append(value)
+            state["avg"] = beta * state["avg"] + (1 - beta) * value
+            smooth = state["avg"] / (1 - beta ** len(losses))
+            smoothed.append(smooth)
+            state["best"] = min(state["best"], smooth)
+            if stop_div and smooth > 4 * state["best"]:
+                diverged = True
+                control.request_stop()
+
+        try:
+            loop.run(_forever(make_batches), forward, model, opt, scaler=scaler,
+                     max_batches=num_it * grad_accum, before_update=before_update,
+                     after_update=after_update, on_step=on_step)
+        except StopRun:
+            pass
+        except NonFiniteLoss as exc:  # the sweep went too far: that is its end, not a failure
+            diverged = True
+            losses.append(exc.value)
+            smoothed.append(float("nan"))
+        steps_taken = state["update"]
+    n = min(len(lrs), len(losses))
+    df = pd.DataFrame({"lr": lrs[:n], "loss": losses[:n], "smoothed_loss": smoothed[:n]})
     # fastai drops the first tenth and the last five points before suggesting (too noisy).
     finite = df[df["smoothed_loss"].apply(math.isfinite)]
     lo = num_it // 10
     trimmed = finite.iloc[lo:-5] if len(finite) > lo + 5 + 2 else finite
     sug = valley(trimmed["lr"].tolist(), trimmed["smoothed_loss"].tolist())
     steep = steepest(trimmed["lr"].tolist(), trimmed["smoothed_loss"].tolist())
-    trainer._log(f"lr_find: {len(df)} steps, suggestion {sug:.3g} (valley), steep {steep:.3g}")
-    return LRFindResult(df=df, suggestion=sug, steep=steep, diverged=diverged)
+    return LRFindResult(df=df, suggestion=sug, steep=steep, diverged=diverged,
+                        extra={"optimizer_steps": steps_taken})

@@ -221,7 +221,8 @@ class TrainingDashboard(widgets.VBox):
             self.compare(item)
 
         self._publisher = _Publisher(self, self.refresh_hz)
-        self._unsubscribe = trainer.subscribe(self._on_event)
+        # display=True: the dashboard shows progress, so the trainer prints none to the console
+        self._unsubscribe = trainer.subscribe(self._on_event, display=True)
         self.controls.on_action(self._on_action)
         super().__init__(children=self._layout(), layout=widgets.Layout(width="100%"))
         self.add_class("tlw-dashboard")

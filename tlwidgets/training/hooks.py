@@ -1,0 +1,334 @@
+"""Hooks: what happens around the step loop, each a small object with its own state.
+
+The trainer calls every hook, in ``order``, at these points of a run:
+
+- ``on_run_start(run)`` — a ``fit()``/``start()``/``fine_tune()`` begins;
+- ``on_cycle_start(run)`` — a new schedule cycle begins (not when an interrupted one continues);
+- ``on_epoch_start(run)`` — before the epoch's first step;
+- ``on_step(run, row)`` — after each step, with its row of the step table (and ``lrs``);
+- ``on_epoch_end(run, row)`` — after validation, with the epoch's history row;
+- ``on_run_end(run, final)`` — always, with the final state (``finished``/``stopped``/``failed``).
+
+A hook with state has ``state_dict()``/``load_state_dict()``: the checkpoint stores them and
+``Trainer.resume`` gives them back (early stopping keeps its patience across a resume). The public
+``callbacks=`` of a Trainer stay observers of events; hooks are the trainer's own parts. A new
+behaviour around the loop is a new hook here (see docs/ARCHITECTURE.md), never a second loop.
+
+>>> EarlyStopping({"patience": 2, "metric": "valid_loss", "min_delta": 0.0}).state_dict()
+{'ref': None, 'bad_epochs': 0}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+
+from .._runtime import atomic_write
+from ..errors import TrainingError
+from .checkpoints import (
+    link_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    snapshot_weights,
+    write_in_background,
+)
+from .config import METRICS
+from .state import HISTORY_COLUMNS, STEP_COLUMNS, RunState
+
+__all__ = [
+    "Hook", "OptimizerRebuild", "EarlyStopping", "Checkpoints", "RunFiles", "DivergenceGuard",
+    "Diverged", "improves",
+]
+
+
+def improves(value: float, ref: float | None, mode: str, delta: float = 0.0) -> bool:
+    """Whether ``value`` is better than ``ref`` by more than ``delta`` (NaN never is).
+
+    >>> improves(0.5, 0.6, "min"), improves(0.5, None, "max"), improves(float("nan"), 1, "min")
+    (True, True, False)
+    """
+    if value != value:
+        return False
+    if ref is None:
+        return True
+    return value < ref - delta if mode == "min" else value > ref + delta
+
+
+class Hook:
+    """Base class: every method does nothing. See the module docstring for when each runs."""
+
+    name = "hook"
+    order = 50
+
+    def on_run_start(self, run: RunState) -> None: ...
+
+    def on_cycle_start(self, run: RunState) -> None: ...
+
+    def on_epoch_start(self, run: RunState) -> None: ...
+
+    def on_step(self, run: RunState, row: dict[str, Any]) -> None: ...
+
+    def on_epoch_end(self, run: RunState, row: dict[str, Any]) -> None: ...
+
+    def on_run_end(self, run: RunState, final: str) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class OptimizerRebuild(Hook):
+    """Rebuild the optimizer's param groups when the freeze state (or an LR multiplier) changed
+    between epochs — say, in the FreezePanel — at the cycle's current schedule position."""
+
+    name, order = "optimizer", 0
+
+    def __init__(self, rebuild: Callable[[], None], version: Callable[[], int]) -> None:
+        self.rebuild, self.version = rebuild, version
+
+    def on_epoch_start(self, run: RunState) -> None:
+        if run.optimizer is not None and run.optimizer_freeze_version != self.version():
+            run.log("freeze state changed: rebuilding the optimizer's param groups")
+            self.rebuild()
+
+
+class Diverged(TrainingError):
+    """The smoothed training loss rose far above where the run started."""
+
+
+class DivergenceGuard(Hook):
+    """End a run whose loss explodes, before it overwrites a good model.
+
+    Rule (documented in docs/ARCHITECTURE.md): the training loss smoothed as fastai's LR finder
+    does (exponential average, beta 0.9, debiased) is compared from the cycle's third step on with
+    its value at that step, ``ref``; the run diverged when it exceeds ``4 * max(ref, ln(C))``
+    (``C`` the number of classes, ``ln(C)`` the loss of a uniform guess: a loss that high is worse
+    than guessing, whatever the start). fastai's LR finder stops at 4x its best loss. Non-finite
+    losses are caught by the step loop itself.
+    """
+
+    name, order = "divergence", 5
+    beta, warmup, factor = 0.9, 3, 4.0
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.avg, self.n, self.ref = 0.0, 0, None
+
+    def on_cycle_start(self, run: RunState) -> None:
+        self.reset()
+
+    def on_run_start(self, run: RunState) -> None:
+        self.reset()
+
+    def on_step(self, run: RunState, row: dict[str, Any]) -> None:
+        self.n += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * row["loss"]
+        smooth = self.avg / (1 - self.beta ** self.n)
+        if self.n < self.warmup:
+            return
+        if self.ref is None:
+            self.ref = smooth
+            return
+        chance = math.log(max(len(run.classes), 2))
+        limit = self.factor * max(self.ref, chance)
+        if smooth > limit:
+            lrs = ", ".join(f"{x:.3g}" for x in row.get("lrs", [row.get("lr", float("nan"))]))
+            raise Diverged(
+                f"training diverged at step {row['step']}: the smoothed loss reached "
+                f"{smooth:.3g}, over 4x where it started ({self.ref:.3g}), at learning rate "
+                f"{lrs}. Lower the learning rate: trainer.lr_find() suggests one."
+            )
+
+
+class EarlyStopping(Hook):
+    """End the cycle after ``patience`` epochs without improvement of ``metric``."""
+
+    name, order = "early_stopping", 20
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.patience, self.metric = int(config["patience"]), str(config["metric"])
+        self.min_delta = float(config["min_delta"])
+        self.ref: float | None = None
+        self.bad_epochs = 0
+
+    def on_cycle_start(self, run: RunState) -> None:
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, run: RunState, row: dict[str, Any]) -> None:
+        value = row[self.metric]
+        if improves(value, self.ref, METRICS[self.metric], self.min_delta):
+            self.ref, self.bad_epochs = value, 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            run.end_cycle = (f"early stopping after epoch {row['epoch']}: {self.metric} did not "
+                             f"improve for {self.bad_epochs} epochs")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ref": self.ref, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ref = state.get("ref")
+        self.bad_epochs = int(state.get("bad_epochs", 0))
+
+
+class RunFiles(Hook):
+    """``history.csv`` (a row per epoch), ``steps.csv`` (every 50 steps and at epoch end) and
+    ``run.json`` in the run folder; appended and closed at once, so a dead kernel loses at most
+    the steps since the last flush."""
+
+    name, order = "run_files", 30
+    flush_every = 50
+
+    def __init__(self, info: Callable[[], dict[str, Any]]) -> None:
+        self.info = info
+        self.steps_written = 0
+
+    def flush_steps(self, run: RunState) -> None:
+        new = run.steps[self.steps_written:]
+        if not new:
+            return
+        path = run.run_dir() / "steps.csv"
+        header = not path.exists() or path.stat().st_size == 0
+        with open(path, "a", encoding="utf-8") as fh:
+            pd.DataFrame(new, columns=STEP_COLUMNS).to_csv(fh, header=header, index=False)
+        self.steps_written = len(run.steps)
+
+    def on_step(self, run: RunState, row: dict[str, Any]) -> None:
+        if len(run.steps) - self.steps_written >= self.flush_every:
+            self._guard(run, lambda: self.flush_steps(run))
+
+    def on_epoch_end(self, run: RunState, row: dict[str, Any]) -> None:
+        def write() -> None:
+            self.flush_steps(run)
+            path = run.run_dir() / "history.csv"
+            header = not path.exists() or path.stat().st_size == 0
+            with open(path, "a", encoding="utf-8") as fh:
+                pd.DataFrame([row], columns=HISTORY_COLUMNS).to_csv(fh, header=header, index=False)
+            info = self.info()
+            atomic_write(run.run_dir() / "run.json",
+                         lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2, default=str)))
+
+        self._guard(run, write)
+
+    def on_run_end(self, run: RunState, final: str) -> None:
+        self._guard(run, lambda: self.flush_steps(run))
+
+    @staticmethod
+    def _guard(run: RunState, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except OSError as exc:
+            run.warn(f"could not write the run files to {run.run_dir()}: {exc}")
+
+
+class Checkpoints(Hook):
+    """``checkpoints/last`` after every epoch (and when a run stops or fails), ``checkpoints/best``
+    when ``metric`` improves; the starting weights kept in memory until the first checkpoint, so a
+    run never ends with worse weights than it began with.
+
+    The weights are copied to CPU memory at the epoch boundary and written by a background thread
+    while the next epoch trains (one write in flight at most). A run does not wait for the last
+    write: the next run, a resume, :meth:`restore` and the end of the process do (the writer is
+    not a daemon thread).
+    """
+
+    name, order = "checkpoints", 40
+
+    def __init__(self, metric: str, payload: Callable[[], dict[str, Any]]) -> None:
+        self.metric, self.payload = metric, payload
+        self.best: float | None = None
+        self.start_weights: dict[str, torch.Tensor] | None = None
+        self._writer: threading.Thread | None = None
+        self._writer_error: BaseException | None = None
+
+    def folder(self, run: RunState) -> Path:
+        return run.run_dir() / "checkpoints"
+
+    def on_run_start(self, run: RunState) -> None:
+        self.join(run)
+        if not run.history and self.start_weights is None:
+            self.start_weights = snapshot_weights(run.model)
+
+    def on_epoch_end(self, run: RunState, row: dict[str, Any]) -> None:
+        value = row[self.metric]
+        better = improves(value, self.best, METRICS[self.metric])
+        if better:
+            self.best = value
+        self.save(run, "last", link_best=better, background=True)
+
+    def on_run_end(self, run: RunState, final: str) -> None:
+        if final in ("stopped", "failed") and run.cycle is not None:
+            self.join(run)
+            self.save(run, "last")
+
+    def save(self, run: RunState, name: str, link_best: bool = False,
+             background: bool = False) -> None:
+        """Write checkpoint ``name`` (and make "best" a hard link to it when ``link_best``)."""
+        self.join(run)
+        state = self.payload()
+        weights = snapshot_weights(run.model)
+        folder = self.folder(run)
+
+        def write() -> None:
+            save_checkpoint(folder, name, weights, state)
+            if link_best:
+                # "best" is this epoch's "last": a hard link costs no second write (the next
+                # "last" is a new file, so the link keeps these bytes).
+                link_checkpoint(folder, name, "best")
+            self.start_weights = None  # a checkpoint on disk is now the last good state
+
+        if not background:
+            try:
+                write()
+            except OSError as exc:
+                run.warn(f"could not write checkpoint {name!r} to {folder}: {exc}")
+            return
+
+        def work() -> None:
+            try:
+                write()
+            except BaseException as exc:  # noqa: BLE001 - reported by join()
+                self._writer_error = exc
+
+        self._writer = write_in_background(folder, work)
+
+    def join(self, run: RunState | None = None) -> None:
+        """Wait for the checkpoint being written in the background, and report its failure."""
+        writer = self._writer
+        if writer is not None:
+            writer.join()
+            self._writer = None
+        if self._writer_error is not None:
+            exc, self._writer_error = self._writer_error, None
+            if run is not None:
+                run.warn(f"could not write a checkpoint to {self.folder(run)}: {exc}")
+
+    def restore(self, run: RunState, which: str) -> str:
+        """Put checkpoint ``which`` ("best" or "last") back into the model; says what it did.
+        Before any checkpoint exists, the starting weights are the fallback."""
+        self.join(run)
+        try:
+            load_checkpoint(self.folder(run), which, run.model, device=str(run.ctx.device))
+            return f"the model was put back to its {which!r} checkpoint"
+        except TrainingError:
+            if self.start_weights is None:
+                raise
+            with torch.no_grad():
+                run.model.load_state_dict(self.start_weights, strict=False)
+            return "the model was put back to the weights it started this run with"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best = state.get("best")
