@@ -537,8 +537,9 @@ def test_missing_file_and_directory(tmp_path, small_file):
 def test_not_a_weights_file(tmp_path):
     path = tmp_path / "notes.pth"
     path.write_text("these are not weights")
-    with pytest.raises(tlw.WeightsError, match="Cannot read"):
+    with pytest.raises(tlw.WeightsError, match="not a weights file") as err:
         tlw.load_weights(tlw.create_model(SMALL, 2, weights="none"), path)
+    assert "b'these are not we'" in str(err.value)  # how it starts, readable
 
 
 def test_weights_unavailable_offline_names_the_ways_out(monkeypatch, tmp_path):

