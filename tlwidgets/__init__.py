@@ -61,6 +61,13 @@ _LAZY = {
     "lr_multipliers": ".freeze",
     "on_freeze_change": ".freeze",
     "freeze_version": ".freeze",
+    # text (Hugging Face encoders; tlw.create_model("org/name", k) builds one)
+    "TextData": ".text",
+    "sample_text_data": ".text",
+    "TextClassifier": ".text",
+    "add_lora": ".text",
+    "merge_lora": ".text",
+    "lora_summary": ".text",
     # training and evaluation
     "Trainer": ".training",
     "TrainerEvent": ".training",
