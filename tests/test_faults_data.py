@@ -14,7 +14,7 @@ from PIL import Image
 
 import tlwidgets as tlw
 from tlwidgets.data import ImageData, load_rgb, resolve_data_config
-from tlwidgets.errors import DataError, TLWidgetsError
+from tlwidgets.errors import DataError
 
 torch.set_num_threads(1)
 
@@ -203,7 +203,7 @@ def test_many_files_are_checked_in_a_pool_with_a_progress_bar(tmp_path, monkeypa
     assert "Checking images" in err and "84/84" in err
     assert sorted(Path(p).name for p, _ in data.skipped) == [
         "cut0.jpg", "cut1.jpg", "cut2.jpg", "fake.png"]
-    assert "not an image" in dict((Path(p).name, w) for p, w in data.skipped)["fake.png"]
+    assert "not an image" in {Path(p).name: w for p, w in data.skipped}["fake.png"]
     assert data.summary()["total"].tolist() == [40, 40]
     ImageData.from_folder(tmp_path, img_size=32, progress=False)
     assert "Checking images" not in capsys.readouterr().err
@@ -216,3 +216,101 @@ def test_header_check_finds_cut_off_files_too_and_bad_check_is_refused(tmp_path)
     assert [(Path(p).name, "end marker" in w) for p, w in data.skipped] == [("cut.jpg", True)]
     with pytest.raises(DataError, match="check='fast'.*'decode'.*'header'"):
         ImageData.from_folder(tmp_path, check="fast")
+
+
+# ------------------------------------------------------------------------- class folders
+
+
+def _symlink(link: Path, target: Path) -> None:
+    try:
+        link.symlink_to(target, target_is_directory=True)
+    except (OSError, NotImplementedError):
+        pytest.skip("this filesystem cannot make symbolic links")
+
+
+def test_a_class_folder_with_no_readable_image_is_not_a_class(tmp_path):
+    _make_folder(tmp_path, {"cat": 3, "dog": 3})
+    (tmp_path / "owl").mkdir()
+    for k in range(2):
+        (tmp_path / "owl" / f"o{k}.jpg").write_bytes(b"garbage" * 20)
+    data = ImageData.from_folder(tmp_path, img_size=32)
+    assert data.classes == ["cat", "dog"] and data.num_classes == 2
+    assert sorted(Path(p).name for p, _ in data.skipped) == ["o0.jpg", "o1.jpg"]
+    notes = "\n".join(data.summary().notes)
+    assert "owl/ has 2 image files and none can be read: it is not a class" in notes
+
+
+def test_only_one_readable_class_is_refused_naming_the_unreadable_folder(tmp_path):
+    _make_folder(tmp_path, {"cat": 3})
+    (tmp_path / "dog").mkdir()
+    (tmp_path / "dog" / "d.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    with pytest.raises(DataError, match=r"only one class, 'cat'(.|\n)*dog/ has 1 image file and "
+                                        "none can be read"):
+        ImageData.from_folder(tmp_path, img_size=32)
+    for p in (tmp_path / "cat").iterdir():
+        p.write_bytes(b"broken")
+    with pytest.raises(DataError, match="No class folder .* has a readable image"):
+        ImageData.from_folder(tmp_path, img_size=32)
+
+
+def test_empty_class_folders_are_reported_in_the_summary(tmp_path):
+    _make_folder(tmp_path, {"cat": 3, "dog": 3})
+    (tmp_path / "bird").mkdir()
+    (tmp_path / "fish").mkdir()
+    (tmp_path / "fish" / "IMG_1.heic").write_bytes(b"x")
+    data = ImageData.from_folder(tmp_path, img_size=32)
+    assert data.classes == ["cat", "dog"]
+    notes = "\n".join(data.summary().notes)
+    assert "bird/ is empty: it is not a class" in notes
+    assert "fish/ holds no image files, only 1 others (.heic (1)): it is not a class" in notes
+    assert data.ignored == {".heic": 1}
+
+
+def test_train_and_valid_with_different_classes(tmp_path):
+    _make_folder(tmp_path / "train", {"cat": 3, "dog": 3, "fox": 2})
+    _make_folder(tmp_path / "valid", {"cat": 1, "dog": 1})
+    data = ImageData.from_folder(tmp_path, img_size=32)
+    assert data.classes == ["cat", "dog", "fox"]
+    assert "Class 'fox': images in train/ but none in valid/" in "\n".join(data.summary().notes)
+
+    _make_folder(tmp_path / "valid", {"owl": 1, "yak": 1})
+    with pytest.raises(DataError, match=r"Classes 'owl', 'yak' have images in valid/ but none "
+                                        r"in train/(.|\n)*Add training images"):
+        ImageData.from_folder(tmp_path, img_size=32)
+
+
+def test_a_class_folder_linking_back_to_the_root_is_refused(tmp_path):
+    _make_folder(tmp_path, {"cat": 3, "dog": 3})
+    _symlink(tmp_path / "loop", tmp_path)
+    with pytest.raises(DataError, match="'loop' is a link to the data folder itself.*Remove"):
+        ImageData.from_folder(tmp_path, img_size=32)
+    (tmp_path / "loop").unlink()
+    _symlink(tmp_path / "up", tmp_path.parent)
+    with pytest.raises(DataError, match="'up' is a link to a folder above it"):
+        ImageData.from_folder(tmp_path, img_size=32)
+    (tmp_path / "up").unlink()
+    _symlink(tmp_path / "kitten", tmp_path / "cat")
+    with pytest.raises(DataError, match="'kitten' and 'cat' are the same folder"):
+        ImageData.from_folder(tmp_path, img_size=32)
+    (tmp_path / "kitten").unlink()
+    assert ImageData.from_folder(tmp_path, img_size=32).classes == ["cat", "dog"]
+
+
+def test_validation_folders_linked_to_training_folders_are_refused(tmp_path):
+    _make_folder(tmp_path / "train", {"cat": 3, "dog": 3})
+    (tmp_path / "valid").mkdir()
+    _make_folder(tmp_path / "valid", {"dog": 1})
+    _symlink(tmp_path / "valid" / "cat", tmp_path / "train" / "cat")
+    with pytest.raises(DataError, match="'valid/cat' and 'train/cat' are the same folder"
+                                        ".*training and validation"):
+        ImageData.from_folder(tmp_path, img_size=32)
+    other = tmp_path.parent / f"{tmp_path.name}_split"
+    _make_folder(other / "train", {"cat": 3, "dog": 3})
+    _symlink(other / "valid", other / "train")
+    with pytest.raises(DataError, match="'valid' and 'train' are the same folder"):
+        ImageData.from_folder(other, img_size=32)
+    # a link to a folder elsewhere is fine
+    third = tmp_path.parent / f"{tmp_path.name}_ok"
+    _make_folder(third, {"cat": 2})
+    _symlink(third / "dog", tmp_path / "train" / "dog")
+    assert ImageData.from_folder(third, img_size=32).summary()["total"].tolist() == [2, 3]

@@ -20,7 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,16 +31,16 @@ from torch.utils.data import DataLoader, Dataset
 from .errors import DataError
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "AUGMENT_CHOICES",
+    "IMAGE_EXTENSIONS",
+    "DataSummary",
     "ImageData",
     "check_image",
-    "DataSummary",
     "load_rgb",
-    "to_rgb",
-    "upright",
     "resolve_data_config",
     "sample_data",
+    "to_rgb",
+    "upright",
 ]
 
 #: File extensions (lower case) that :meth:`ImageData.from_folder` reads as images.
@@ -109,8 +109,8 @@ def upright(img: Image.Image) -> Image.Image:
         orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
         if orientation in (2, 3, 4, 5, 6, 7, 8):
             return ImageOps.exif_transpose(img)
-    except Exception:  # damaged EXIF blocks: the pixels are still good, show them as stored
-        pass
+    except Exception:  # noqa: BLE001  damaged EXIF: the pixels are good, show them as stored
+        return img
     return img
 
 
@@ -275,7 +275,7 @@ def _check_img_size(img_size: Any) -> int | None:
     if isinstance(img_size, (bool, np.bool_)) or not isinstance(img_size, (int, np.integer)):
         hint = ""
         if isinstance(img_size, (float, np.floating)) and math.isfinite(img_size):
-            hint = f" (img_size={int(round(img_size))}?)"
+            hint = f" (img_size={round(img_size)}?)"
         raise DataError(
             f"img_size must be a whole number of pixels, e.g. img_size=224{hint}, or None for "
             f"the model's own size; got {img_size!r} ({type(img_size).__name__})."
@@ -569,6 +569,111 @@ def _found_problems(
     return {p: why for p, why in zip(paths, problems) if why is not None}
 
 
+def _names(classes: Sequence[str]) -> str:
+    shown = ", ".join(repr(c) for c in classes[:8])
+    more = f" and {len(classes) - 8} more" if len(classes) > 8 else ""
+    return f"{'Class' if len(classes) == 1 else 'Classes'} {shown}{more}"
+
+
+class _FolderScan:
+    """Finds the class folders of one dataset folder, refuses folders that would count images
+    twice (a link back to the root or above it, two names for one folder), and writes a note
+    for each class folder that turns out not to be a class (no images, none readable)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root_real = root.resolve()
+        self.splits: dict[Path, Path] = {}  # resolved train/ and valid/ -> as found
+        self.seen: dict[Path, Path] = {}  # resolved class folder -> the folder as found
+        self.linked: set[Path] = set()  # resolved folders reached through a link
+        self.notes: list[str] = []
+        self.unreadable: list[str] = []  # class folders whose every image failed the check
+
+    def _claim(self, folder: Path, split: bool = False) -> None:
+        real = folder.resolve()
+        where = _rel(folder, self.root)
+        if real == self.root_real or real in self.root_real.parents:
+            what = "the data folder itself" if real == self.root_real else "a folder above it"
+            kind = "split folder" if split else "class folder"
+            raise DataError(
+                f"The {kind} {where!r} is a link to {what} ({real}): every image would be "
+                f"counted again under another name. Remove the link from {str(self.root)!r} "
+                "(or pass a folder that does not contain it)."
+            )
+        # folders of one kind (class folders; train/ and valid/) must not overlap, and a class
+        # folder may sit inside a split folder but never be one or hold one. Only a folder
+        # reached through a link can overlap another, so only those are compared with all.
+        registry = self.splits if split else self.seen
+        linked = real != self.root_real / folder.relative_to(self.root)
+        pool = registry.items() if linked else [(r, registry[r]) for r in self.linked
+                                                 if r in registry]
+        clashes = [(r, f) for r, f in pool if r in real.parents or real in r.parents]
+        if real in registry:
+            clashes.insert(0, (real, registry[real]))
+        if not split:
+            clashes += [(r, f) for r, f in self.splits.items() if real == r or real in r.parents]
+        for other_real, other in clashes[:1]:
+            same = "the same folder" if real == other_real else "folders inside each other"
+            raise DataError(
+                f"{where!r} and {_rel(other, self.root)!r} are {same} ({real} and "
+                f"{other_real}; one is a link): their images would count twice, under two "
+                "classes or in both training and validation. Remove the link, or copy "
+                "the images you mean."
+            )
+        if linked:
+            self.linked.add(real)
+        registry[real] = folder
+
+    def classes(self, folder: Path, ignored: Counter[str]) -> dict[str, list[Path]]:
+        """Class name -> image files, for each subfolder of ``folder`` holding any image; the
+        other files' extensions are counted into ``ignored``; empty subfolders get a note."""
+        if folder != self.root:
+            self._claim(folder, split=True)
+        found: dict[str, list[Path]] = {}
+        for sub in _subdirs(folder):
+            self._claim(sub)
+            images, others = _list_images(sub)
+            ignored.update(others)
+            if images:
+                found[sub.name] = images
+                continue
+            what = (
+                f"holds no image files, only {sum(others.values())} others "
+                f"({', '.join(f'{e} ({n})' for e, n in others.most_common(4))})"
+                if others else "is empty"
+            )
+            self.notes.append(
+                f"The folder {_rel(sub, self.root)}/ {what}: it is not a class. Add images to "
+                "it or remove it."
+            )
+        return found
+
+    def readable(
+        self,
+        folder: Path,
+        found: dict[str, list[Path]],
+        bad: dict[Path, str],
+        skipped: list[tuple[str, str]],
+    ) -> dict[str, list[Path]]:
+        """``found`` without the files in ``bad`` (recorded in ``skipped``) and without the
+        classes left with no image (noted)."""
+        ok: dict[str, list[Path]] = {}
+        for cname, paths in found.items():
+            good = [p for p in paths if p not in bad]
+            skipped.extend((str(p), bad[p]) for p in paths if p in bad)
+            if good:
+                ok[cname] = good
+            else:
+                n = len(paths)
+                self.unreadable.append(cname)
+                self.notes.append(
+                    f"The folder {_rel(folder / cname, self.root)}/ has {n} image "
+                    f"file{'s' if n != 1 else ''} and none can be read: it is not a class "
+                    "(data.skipped says why for each file)."
+                )
+        return ok
+
+
 def _subdirs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -593,7 +698,7 @@ class DataSummary(pd.DataFrame):
     ['1 file skipped (data.skipped lists each with its reason): cat/cut.jpg: the file is cut off']
     """
 
-    _metadata = ["notes"]
+    _metadata: ClassVar[list[str]] = ["notes"]
 
     @property
     def _constructor(self) -> type[pd.DataFrame]:
@@ -1005,7 +1110,10 @@ class ImageData:
         are counted in ``data.ignored``; :meth:`summary` says both. ``check="header"`` checks
         headers and JPEG end markers only (for huge folders of large photos: it finds cut-off
         files, not damage inside a file, which then shows up when training reaches it).
-        Transforms follow ``model``'s
+        Classes are decided after that: a class folder with no readable image (or none at all)
+        is not a class and gets a note; a class with images in ``valid/`` only, or a folder
+        that links back to ``root`` (or is another class's folder under a second name), is a
+        :class:`DataError`. Transforms follow ``model``'s
         pretrained cfg (ImageNet defaults without one); ``img_size`` overrides its size.
         ``augment`` is "none", "light" (mild random-resized crop and flip) or "standard"
         (timm's default training transform).
@@ -1040,36 +1148,58 @@ class ImageData:
         valid_dir = names.get("valid") or names.get("val")
         skipped: list[tuple[str, str]] = []
         ignored: Counter[str] = Counter()
+        notes: list[str] = []
+        # classes are decided after every file is checked: a folder with no readable image is
+        # not a class, and says so in notes
+        scan = _FolderScan(root_path)
 
         if train_dir is not None and valid_dir is not None:
-            train_found = cls._scan_classes(train_dir, ignored)
-            valid_found = cls._scan_classes(valid_dir, ignored)
-            classes = sorted(set(train_found) | set(valid_found))
-            cls._check_classes(root_path, classes, {**valid_found, **train_found}, presplit=True)
-            index = {c: i for i, c in enumerate(classes)}
+            train_found = scan.classes(train_dir, ignored)
+            valid_found = scan.classes(valid_dir, ignored)
             bad = _found_problems([train_found, valid_found], progress, check)
-            train_items = cls._verified(train_found, index, bad, skipped)
-            valid_items = cls._verified(valid_found, index, bad, skipped)
-            if not train_items:
+            train_ok = scan.readable(train_dir, train_found, bad, skipped)
+            valid_ok = scan.readable(valid_dir, valid_found, bad, skipped)
+            classes = sorted(set(train_ok) | set(valid_ok))
+            cls._check_classes(root_path, classes, {**valid_ok, **train_ok}, True, scan.notes,
+                               bool(scan.unreadable))
+            only_valid = sorted(set(valid_ok) - set(train_ok))
+            if only_valid:
                 raise DataError(
-                    f"{str(train_dir)!r} has no readable images; put training images in "
-                    f"{train_dir.name}/<class>/."
+                    f"{_names(only_valid)} {'has' if len(only_valid) == 1 else 'have'} images "
+                    f"in {valid_dir.name}/ but none in {train_dir.name}/: the model would have "
+                    "an output for a class it never sees, and its validation images could "
+                    f"never be right. Add training images to {train_dir.name}/<class>/, or "
+                    f"move those folders out of {valid_dir.name}/."
                 )
+            only_train = sorted(set(train_ok) - set(valid_ok))
+            if only_train:
+                notes.append(
+                    f"{_names(only_train)}: images in {train_dir.name}/ but none in "
+                    f"{valid_dir.name}/, so validation measures nothing for "
+                    f"{'it' if len(only_train) == 1 else 'them'}. Add images to "
+                    f"{valid_dir.name}/<class>/."
+                )
+            index = {c: i for i, c in enumerate(classes)}
+            train_items = [(str(p), index[c]) for c, ps in train_ok.items() for p in ps]
+            valid_items = [(str(p), index[c]) for c, ps in valid_ok.items() for p in ps]
         else:
             found_ignored: Counter[str] = Counter()
-            found = cls._scan_classes(root_path, found_ignored)
+            folder = root_path
+            found = scan.classes(root_path, found_ignored)
             if train_dir is not None and valid_dir is None:
                 # root/train/<class>/ without a valid/ folder: split train/ by valid_pct rather
                 # than mistaking "train" (and "test") for class names
-                nested = cls._scan_classes(train_dir, ignored)
-                if nested:
-                    found, found_ignored = nested, ignored
+                nested = _FolderScan(root_path)
+                nested_found = nested.classes(train_dir, ignored)
+                if nested_found:
+                    found, found_ignored, scan, folder = nested_found, ignored, nested, train_dir
             ignored = found_ignored
-            classes = sorted(found)
-            cls._check_classes(root_path, classes, found, presplit=False)
-            index = {c: i for i, c in enumerate(classes)}
             bad = _found_problems([found], progress, check)
-            all_items = cls._verified(found, index, bad, skipped)
+            ok = scan.readable(folder, found, bad, skipped)
+            classes = sorted(ok)
+            cls._check_classes(root_path, classes, ok, False, scan.notes, bool(scan.unreadable))
+            index = {c: i for i, c in enumerate(classes)}
+            all_items = [(str(p), index[c]) for c, ps in ok.items() for p in ps]
             labels = [y for _, y in all_items]
             tr, va = _stratified_split(labels, pct, seed, classes)
             train_items = [all_items[i] for i in tr]
@@ -1091,23 +1221,17 @@ class ImageData:
             seed=seed,
             root=root_path,
             ignored=dict(ignored),
+            notes=scan.notes + notes,
         )
 
     @staticmethod
-    def _scan_classes(folder: Path, ignored: Counter[str]) -> dict[str, list[Path]]:
-        """Class name -> image files, for each subfolder of ``folder`` holding any image; the
-        extensions of the other files found there are counted into ``ignored``."""
-        found: dict[str, list[Path]] = {}
-        for sub in _subdirs(folder):
-            images, others = _list_images(sub)
-            ignored.update(others)
-            if images:
-                found[sub.name] = images
-        return found
-
-    @staticmethod
     def _check_classes(
-        root: Path, classes: list[str], found: dict[str, list[Path]], presplit: bool
+        root: Path,
+        classes: list[str],
+        found: dict[str, list[Path]],
+        presplit: bool,
+        notes: Sequence[str] = (),
+        unreadable: bool = False,
     ) -> None:
         if len(classes) >= 2:
             return
@@ -1116,11 +1240,16 @@ class ImageData:
             f"expected at least two class subfolders with images ({root}/{layout}<image>, "
             f"extensions {', '.join(IMAGE_EXTENSIONS)})"
         )
+        also = "".join(f"\n- {n}" for n in notes)
         if len(classes) == 1:
             c = classes[0]
             raise DataError(
                 f"Found only one class, {c!r} ({len(found[c])} images) under {str(root)!r}; "
-                f"{expected}. Add a subfolder for each other class."
+                f"{expected}. Add a subfolder for each other class.{also}"
+            )
+        if unreadable:
+            raise DataError(
+                f"No class folder under {str(root)!r} has a readable image; {expected}.{also}"
             )
         all_images, others = _list_images(root)
         entries = list(root.iterdir())
@@ -1130,28 +1259,13 @@ class ImageData:
             raise DataError(
                 f"Found {len(all_images)} images in {str(root)!r} but not in class subfolders; "
                 f"{expected}. Move each class's images into a subfolder named after the class."
+                f"{also}"
             )
         ext_list = ", ".join(f"{ext} ({n})" for ext, n in others.most_common(10)) or "none"
         raise DataError(
             f"No images with a known extension under {str(root)!r}: found "
-            f"{sum(others.values())} other files with extensions {ext_list}; {expected}."
+            f"{sum(others.values())} other files with extensions {ext_list}; {expected}.{also}"
         )
-
-    @staticmethod
-    def _verified(
-        found: dict[str, list[Path]],
-        index: dict[str, int],
-        bad: dict[Path, str],
-        skipped: list[tuple[str, str]],
-    ) -> list[Item]:
-        items: list[Item] = []
-        for cname, paths in found.items():
-            for p in paths:
-                if p in bad:
-                    skipped.append((str(p), bad[p]))
-                else:
-                    items.append((str(p), index[cname]))
-        return items
 
     @classmethod
     def from_arrays(
