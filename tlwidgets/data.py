@@ -145,10 +145,10 @@ def check_image(path: str | os.PathLike[str], decode: bool = True) -> str | None
         with Image.open(path) as img:
             if not decode:
                 img.verify()
-                if img.format == "JPEG" and not _has_jpeg_end(path):
+                if img.format in ("JPEG", "MPO") and not _has_jpeg_end(path):
                     return "the file is cut off (no JPEG end marker)"
                 return None
-            if img.format == "JPEG":
+            if img.format in ("JPEG", "MPO"):  # MPO: phones' multi-picture JPEG
                 img.draft(img.mode, (1, 1))
             img.load()
     except Image.UnidentifiedImageError:
