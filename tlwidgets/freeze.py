@@ -345,6 +345,10 @@ def _timm_assignment(
 ) -> tuple[list[int], Any] | None:
     matcher_fn = getattr(model, "group_matcher", None)
     if not callable(matcher_fn):
+        from .text.groups import hf_group_matcher  # a Hugging Face model used directly
+
+        matcher_fn = hf_group_matcher(model)
+    if not callable(matcher_fn):
         return None
     from timm.models._manipulate import group_with_matcher
 

@@ -29,10 +29,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
-__all__ = ["EncoderLayout", "encoder_group_matcher", "encoder_layout", "frozen_units"]
+__all__ = [
+    "EncoderLayout", "encoder_group_matcher", "encoder_layout", "frozen_units", "hf_group_matcher",
+]
 
 
 @dataclass(frozen=True)
@@ -130,3 +133,30 @@ def frozen_units(model: nn.Module, layout: EncoderLayout) -> list[nn.Module]:
                 continue
             units.append(child)
     return [u for u in units if not any(p.requires_grad for p in u.parameters())]
+
+
+def hf_group_matcher(model: nn.Module) -> Callable[..., Any] | None:
+    """A ``group_matcher(coarse=...)`` for a transformers model used directly (say an
+    ``AutoModelForSequenceClassification``), or None for any other module.
+
+    ``tlwidgets.freeze.layer_groups`` asks for it when a model has no ``group_matcher`` of its
+    own: the encoder's embeddings, each layer and its pooler become groups, and everything
+    outside the encoder (the task head) the last group.
+
+    >>> from transformers import AutoConfig, BertForSequenceClassification     # doctest: +SKIP
+    >>> [g.name for g in tlw.layer_groups(BertForSequenceClassification(cfg))]  # doctest: +SKIP
+    ['bert.embeddings', 'bert.encoder.layer.0', ..., 'bert.pooler', 'classifier']
+    """
+    if not type(model).__module__.startswith("transformers.") or not hasattr(model, "config"):
+        return None
+    prefix = getattr(model, "base_model_prefix", "") or ""
+    path = prefix if prefix and isinstance(getattr(model, prefix, None), nn.Module) else ""
+    layout = encoder_layout(model, path)
+    if layout is None:
+        return None
+
+    def group_matcher(coarse: bool = True) -> Callable[[str], tuple[float, ...]]:
+        return encoder_group_matcher(layout)
+
+    return group_matcher
+
