@@ -141,11 +141,13 @@ class DivergenceGuard(Hook):
         chance = math.log(max(len(run.classes), 2))
         limit = self.factor * max(self.ref, chance)
         if smooth > limit:
-            lrs = ", ".join(f"{x:.3g}" for x in row.get("lrs", [row.get("lr", float("nan"))]))
+            now = row.get("lrs", [row.get("lr", float("nan"))])[-1]
+            peak = run.cycle.peak_lrs[-1] if run.cycle and run.cycle.peak_lrs else now
             raise Diverged(
                 f"training diverged at step {row['step']}: the smoothed loss reached "
                 f"{smooth:.3g}, over 4x where it started ({self.ref:.3g}), at learning rate "
-                f"{lrs}. Lower the learning rate: trainer.lr_find() suggests one."
+                f"{now:.3g} (peak {peak:.3g}). Lower the learning rate: trainer.lr_find() "
+                "suggests one."
             )
 
 
@@ -237,9 +239,8 @@ class Checkpoints(Hook):
     run never ends with worse weights than it began with.
 
     The weights are copied to CPU memory at the epoch boundary and written by a background thread
-    while the next epoch trains (one write in flight at most). A run does not wait for the last
-    write: the next run, a resume, :meth:`restore` and the end of the process do (the writer is
-    not a daemon thread).
+    while the next epoch trains (one write in flight at most); the run's end waits for the last
+    one, and so does any reader of the folder in this process (``load_checkpoint``).
     """
 
     name, order = "checkpoints", 40
@@ -267,8 +268,9 @@ class Checkpoints(Hook):
         self.save(run, "last", link_best=better, background=True)
 
     def on_run_end(self, run: RunState, final: str) -> None:
+        # When fit() returns (or the thread of start() ends) the files are complete on disk.
+        self.join(run)
         if final in ("stopped", "failed") and run.cycle is not None:
-            self.join(run)
             self.save(run, "last")
 
     def save(self, run: RunState, name: str, link_best: bool = False,

@@ -76,5 +76,6 @@ class ConsoleProgress(Hook):
 
     def _close_bar(self) -> None:
         if self.bar is not None:
+            self.bar.refresh()  # the last postfix (loss, img/s) is shown even on a short epoch
             self.bar.close()
             self.bar = None

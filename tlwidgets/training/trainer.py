@@ -52,13 +52,13 @@ from .._runtime import DeviceContext, model_lock
 from ..errors import ConfigError, NothingTrainableError, TrainerStateError, TrainingError
 from .config import TrainerConfig, check_epochs, check_lr
 from .events import EventBus, SubscriberError, TrainerEvent
-from .feature_cache import FeatureCache, cache_decision
+from .cycles import EpochRunner
 from .hooks import Checkpoints, DivergenceGuard, Diverged, EarlyStopping, OptimizerRebuild, RunFiles
 from .loop import Control, NonFiniteLoss, StepLoop, StopRun
 from .optim import build_optimizer
 from .progress import ConsoleProgress
 from .resume import read_run, restore_run
-from .state import HISTORY_COLUMNS, STEP_COLUMNS, Cycle, RunState
+from .state import HISTORY_COLUMNS, STEP_COLUMNS, RunState
 
 if TYPE_CHECKING:
     from ..evaluation import Evaluation
@@ -188,21 +188,15 @@ class Trainer:
         self.error: BaseException | None = None
         self.run = RunState(model=model, data=data, config=self.config, ctx=self.device_context,
                             run_dir=lambda: self.run_dir, log=self._log, publish=self._publish)
-        self._continue_cycle = False
-        self._train_loader: Any = None
-        self._train_loader_aug: Any = "unset"
-        self._last_cache_reason: str | None = None
-        self._run_started: float | None = None
-        self._last_step_at = (0.0, 0.0)  # (time, paused total) at the previous step
-        self._epoch_started = (0.0, 0.0)
-        self._img_s_avg = float("nan")
         self._placed = False
         self._label_at_start: str | None = None
-        self._loop = StepLoop(self.device_context, self._control, self.config.grad_accum,
-                              self.config.clip_grad)
+        self._cycles = EpochRunner(self.run, self._control,
+                                   StepLoop(self.device_context, self._control,
+                                            self.config.grad_accum, self.config.clip_grad),
+                                   self._hook)
         self.checkpoints = Checkpoints(self.config.metric, self._payload)
         self._run_files = RunFiles(self._run_info)
-        hooks: list[Any] = [OptimizerRebuild(self._rebuild_optimizer, self._freeze_version),
+        hooks: list[Any] = [OptimizerRebuild(self._cycles.rebuild_optimizer, self._cycles.freeze_version),
                             DivergenceGuard(), self._run_files, self.checkpoints,
                             ConsoleProgress(self._console_wanted, self._steps_per_epoch_safe)]
         if self.config.early_stopping is not None:
@@ -320,12 +314,12 @@ class Trainer:
         r, spe, cyc = self.run, self._steps_per_epoch_safe(), self.run.cycle
         epochs_total = (cyc.start_epoch + cyc.epochs) if cyc else r.epochs_done + self.epochs
         elapsed = 0.0
-        if self._run_started is not None:
-            elapsed = time.perf_counter() - self._run_started - self._control.paused_total()
+        if self._cycles.run_started is not None:
+            elapsed = time.perf_counter() - self._cycles.run_started - self._control.paused_total()
         eta = None
         if cyc is not None and spe and self._state in _ACTIVE:
             left = cyc.epochs * spe - ((r.epochs_done - cyc.start_epoch) * spe + cyc.batch_in_epoch)
-            rate, bs = self._img_s_avg, getattr(self.data, "batch_size", 1) or 1
+            rate, bs = self._cycles.img_s_avg, getattr(self.data, "batch_size", 1) or 1
             if rate == rate and rate > 0:
                 eta = left * bs / rate
         elif self._state in ("finished", "stopped", "failed", "idle"):
@@ -333,7 +327,7 @@ class Trainer:
         return {"epoch": r.epochs_done + (1 if self._state in _ACTIVE else 0),
                 "epochs": epochs_total, "step": r.global_step, "steps_per_epoch": spe,
                 "total_steps": epochs_total * spe if spe else None, "elapsed": elapsed,
-                "eta": eta, "img_s": self._img_s_avg, "device": str(self.device),
+                "eta": eta, "img_s": self._cycles.img_s_avg, "device": str(self.device),
                 "memory": self._memory()}
 
     def _memory(self) -> int | None:
@@ -349,7 +343,7 @@ class Trainer:
     def _steps_per_epoch_safe(self) -> int | None:
         # Called from other threads (a dashboard's timer): never build a loader here.
         try:
-            cache, loader = self.run.feature_cache, self._train_loader
+            cache, loader = self.run.feature_cache, self._cycles.train_loader
             if cache is not None:
                 return len(cache)
             if loader is not None:
@@ -401,11 +395,11 @@ class Trainer:
 
         def phase_head() -> None:
             _fz().freeze_to(self.model, -1)
-            self._fit_cycle(freeze_epochs, base_lr, "one_cycle", pct_start=0.99)
+            self._cycles.fit_cycle(freeze_epochs, base_lr, "one_cycle", pct_start=0.99)
 
         def phase_all() -> None:
             _fz().unfreeze(self.model)
-            self._fit_cycle(epochs, slice(half / lr_mult, half), "one_cycle", pct_start=0.3, div=5.0)
+            self._cycles.fit_cycle(epochs, slice(half / lr_mult, half), "one_cycle", pct_start=0.3, div=5.0)
 
         phases = ([phase_head] if freeze_epochs > 0 else []) + [phase_all]
         if background:
@@ -479,7 +473,7 @@ class Trainer:
 
     def _restore(self, run_dir: str | os.PathLike[str]) -> None:
         self._place_model()
-        self._continue_cycle = restore_run(run_dir, self.run, self.hooks, self._rebuild_optimizer)
+        self._cycles.pending_cycle = restore_run(run_dir, self.run, self.hooks, self._cycles.rebuild_optimizer)
         self._run_files.steps_written = len(self.run.steps)
 
     # ------------------------------------------------------------------ run plumbing
@@ -496,10 +490,10 @@ class Trainer:
             check_epochs(epochs)
         if lr is not None:
             check_lr(lr)
-        if self._continue_cycle and epochs is None and lr is None:
-            return [self._continue]
+        if self._cycles.pending_cycle and epochs is None and lr is None:
+            return [self._cycles.continue_cycle]
         n, peak = self.epochs if epochs is None else epochs, self.lr if lr is None else lr
-        return [lambda: self._fit_cycle(n, peak, self.config.schedule)]
+        return [lambda: self._cycles.fit_cycle(n, peak, self.config.schedule)]
 
     def _run_blocking(self, phases: list[Callable[[], None]]) -> pd.DataFrame:
         self._control.reset()
@@ -577,7 +571,7 @@ class Trainer:
         from .failures import describe_failure
 
         final = "failed"
-        self._run_started = time.perf_counter()
+        self._cycles.run_started = time.perf_counter()
         with self._interrupt_guard(in_thread):
             try:
                 if in_thread:
@@ -643,171 +637,10 @@ class Trainer:
             self._set_state(final, publish=False)
             self._publish("state", {"state": final, "previous": previous}, swallow=True)
 
-    # ------------------------------------------------------------------ model, optimizer, data
     def _place_model(self) -> None:
         if not self._placed:
             self.device_context.prepare(self.model)
             self._placed = True
-
-    def _freeze_version(self) -> int:
-        return _fz().freeze_version(self.model)
-
-    def _rebuild_optimizer(self) -> None:
-        cyc = self.run.cycle
-        assert cyc is not None
-        cyc.peak_lrs = self._build_optimizer(cyc.lr, cyc.opt_step, cyc)
-
-    def _build_optimizer(self, lr: float | slice, step: int = 0, cycle: Cycle | None = None
-                         ) -> list[float]:
-        cfg, r = self.config, self.run
-        opt, peaks, names = build_optimizer(self.model, cfg.optimizer, lr,
-                                            weight_decay=cfg.weight_decay,
-                                            device_type=self.device.type)
-        if cycle is not None:
-            for g, peak in zip(opt.param_groups, peaks):
-                g["lr"] = peak * cycle.schedule.factor(step)
-        r.optimizer, r.group_names = opt, names
-        r.optimizer_freeze_version = self._freeze_version()
-        r.scaler = self.device_context.new_scaler()
-        return peaks
-
-    def _get_train_loader(self, augment: Any = None) -> Any:
-        # One loader per trainer and augment choice: its seeded generator then advances from
-        # epoch to epoch, so each epoch sees a new order (a fresh loader would repeat it).
-        if self._train_loader is None or self._train_loader_aug != augment:
-            self._train_loader = (self.data.train_loader() if augment is None
-                                  else self.data.train_loader(augment=augment))
-            self._train_loader_aug = augment
-        return self._train_loader
-
-    def _refresh_cache(self) -> None:
-        r = self.run
-        decision = cache_decision(self.model, self.data, self.config.cache_features)
-        if not decision.use:
-            r.feature_cache = None
-            if self._last_cache_reason != decision.reason:
-                self._log(decision.reason)
-                self._last_cache_reason = decision.reason
-            return
-        key = (self._freeze_version(), id(self.data), decision.augment)
-        if r.feature_cache is not None and r.feature_cache.key == key:
-            return
-        t0 = time.perf_counter()
-        r.feature_cache = FeatureCache(self.model, self.data, decision, self.device_context, key,
-                                       self._get_train_loader(decision.augment))
-        self._last_cache_reason = decision.reason
-        self._log(f"{decision.reason}; features of {len(r.feature_cache.train_y)} train and "
-                  f"{len(r.feature_cache.valid_y)} valid images computed in "
-                  f"{time.perf_counter() - t0:.1f} s")
-
-    def _batches(self) -> tuple[Any, Callable[[Any], torch.Tensor], int]:
-        """This epoch's training batches, the forward function and the steps per epoch."""
-        cache = self.run.feature_cache
-        if cache is not None:
-            cache.head.train()
-            return cache.train_batches(), cache.forward, len(cache)
-        loader = self._get_train_loader()
-        return loader, self.model, len(loader)
-
-    # ------------------------------------------------------------------ the cycle and epochs
-    def _continue(self) -> None:
-        self._continue_cycle = False
-        assert self.run.cycle is not None
-        self._run_cycle(self.run.cycle)
-
-    def _fit_cycle(self, epochs: int, lr: float | slice, schedule: str, **kw: Any) -> None:
-        self._continue_cycle = False
-        self.model.train()
-        self._refresh_cache()
-        _, _, spe = self._batches()
-        if spe == 0:
-            raise TrainingError("the training split is empty, so there is nothing to train on; "
-                                "give the data more images or a smaller valid_pct.")
-        total = epochs * math.ceil(spe / self.config.grad_accum)
-        cycle = Cycle.new(epochs, self.run.epochs_done, lr, [], schedule, total, **kw)
-        cycle.peak_lrs = self._build_optimizer(lr, 0, cycle)
-        self.run.cycle = cycle
-        self._hook("on_cycle_start")
-        self._run_cycle(cycle)
-
-    def _run_cycle(self, cycle: Cycle) -> None:
-        r = self.run
-        self.model.train()
-        r.end_cycle = None
-        while r.epochs_done - cycle.start_epoch < cycle.epochs:
-            self._hook("on_epoch_start")
-            self._refresh_cache()
-            self._run_epoch(cycle)
-            if r.end_cycle:
-                self._log(r.end_cycle)
-                break
-
-    def _run_epoch(self, cycle: Cycle) -> None:
-        r = self.run
-        epoch = r.epochs_done + 1
-        now = time.perf_counter()
-        self._epoch_started = self._last_step_at = (now, self._control.paused_total())
-        batches, forward, spe = self._batches()
-        opt = r.optimizer
-        assert opt is not None
-
-        def after_update() -> None:
-            cycle.opt_step += 1
-
-        def on_step(info: dict[str, Any]) -> None:
-            cycle.batch_in_epoch = info["batch"]
-            r.global_step = info["step"]
-            self._on_step(info, epoch, cycle)
-
-        self._loop.run(batches, forward, self.model, opt, scaler=r.scaler,
-                       max_batches=spe - cycle.batch_in_epoch, first_batch=cycle.batch_in_epoch,
-                       first_step=r.global_step, before_update=lambda: cycle.set_lr(opt),
-                       after_update=after_update, on_step=on_step)
-        self._end_epoch(cycle, epoch)
-
-    def _on_step(self, info: dict[str, Any], epoch: int, cycle: Cycle) -> None:
-        now, paused = time.perf_counter(), self._control.paused_total()
-        dt = (now - self._last_step_at[0]) - (paused - self._last_step_at[1])
-        self._last_step_at = (now, paused)
-        n = info["n"]
-        img_s = n / dt if dt > 0 else float("nan")
-        a = self._img_s_avg
-        self._img_s_avg = img_s if a != a else 0.9 * a + 0.1 * img_s
-        cycle.epoch_loss_sum += info["loss"] * n
-        cycle.epoch_loss_n += n
-        t = now - (self._run_started or now) - paused
-        row = {"step": info["step"], "epoch": epoch, "batch": info["batch"], "loss": info["loss"],
-               "lr": info["lrs"][-1], "img_s": img_s, "time": t}
-        self.run.steps.append(row)
-        self._hook("on_step", {**row, "lrs": info["lrs"]})
-        self._publish("step", {**{k: row[k] for k in ("step", "epoch", "batch", "loss", "img_s",
-                                                      "time")}, "lrs": list(info["lrs"])})
-
-    def _end_epoch(self, cycle: Cycle, epoch: int) -> None:
-        from ..evaluation import validation_metrics
-
-        r = self.run
-        cache = r.feature_cache
-        if cache is not None:
-            valid_loss, accuracy = validation_metrics(
-                cache.forward, cache.valid_batches(self.data.batch_size), self.device_context,
-                self.model)
-        else:
-            valid_loss, accuracy = validation_metrics(self.model, self.data.valid_loader(),
-                                                      self.device_context, self.model)
-        train_loss = cycle.epoch_loss_sum / cycle.epoch_loss_n if cycle.epoch_loss_n else math.nan
-        now, paused = time.perf_counter(), self._control.paused_total()
-        seconds = (now - self._epoch_started[0]) - (paused - self._epoch_started[1])
-        assert r.optimizer is not None
-        lrs = [g["lr"] for g in r.optimizer.param_groups]
-        row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
-               "accuracy": accuracy, "seconds": seconds, "lr": lrs[-1]}
-        r.history.append(row)
-        r.epochs_done = epoch
-        cycle.batch_in_epoch = 0
-        cycle.epoch_loss_sum, cycle.epoch_loss_n = 0.0, 0
-        self._hook("on_epoch_end", row)
-        self._publish("epoch", {**row, "lrs": lrs})
 
     # ------------------------------------------------------------------ what checkpoints hold
     def _run_info(self) -> dict[str, Any]:
@@ -847,16 +680,16 @@ class Trainer:
 
         self._check_not_active("lr_find()")
         self._place_model()
-        had_loader = self._train_loader is not None
-        gen = getattr(self._train_loader, "generator", None)
+        had_loader = self._cycles.train_loader is not None
+        gen = getattr(self._cycles.train_loader, "generator", None)
         gen_state = gen.get_state() if gen is not None else None
         with model_lock(self.model):
             try:
                 self.model.train()
-                self._refresh_cache()
-                forward = self._batches()[1]
+                self._cycles.refresh_cache()
+                forward = self._cycles.batches()[1]
                 result = lr_sweep(
-                    self.model, lambda: self._batches()[0], forward,
+                    self.model, lambda: self._cycles.batches()[0], forward,
                     lambda lr: build_optimizer(self.model, self.config.optimizer, lr,
                                                weight_decay=self.config.weight_decay,
                                                device_type=self.device.type),
@@ -868,8 +701,8 @@ class Trainer:
                 # have seen without the sweep
                 if gen is not None and gen_state is not None:
                     gen.set_state(gen_state)
-                elif not had_loader and self._train_loader is not None:
-                    new_gen = getattr(self._train_loader, "generator", None)
+                elif not had_loader and self._cycles.train_loader is not None:
+                    new_gen = getattr(self._cycles.train_loader, "generator", None)
                     seed = getattr(self.data, "seed", None)
                     if new_gen is not None and seed is not None:
                         new_gen.manual_seed(seed)
