@@ -19,7 +19,8 @@ from tlwidgets.errors import ConfigError, RunFolderError, TrainerStateError
 from tlwidgets.training import Trainer, TrainerEvent
 from tlwidgets.training import run_files
 from tlwidgets.training.run_files import FORMAT, VERSION, RunWriter
-from tlwidgets.training.run_reader import RunFollower, RunReader
+from tlwidgets.training.run_follower import RunFollower
+from tlwidgets.training.run_reader import RunReader
 
 from .tiny_model import Tiny
 
