@@ -108,10 +108,16 @@ __all__ = [
     "WeightsMismatchError",
     "WeightsUnavailableError",
     *_LAZY,
+    "experiments",
 ]
+
+# subpackages reached as attributes (tlw.experiments.data_efficiency), imported on first use
+_SUBPACKAGES = ("experiments",)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module("." + name, __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tlwidgets' has no attribute {name!r}")
