@@ -30,9 +30,10 @@ import os
 import random
 import tempfile
 import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -40,8 +41,15 @@ from torch import nn
 from .errors import ConfigError
 
 __all__ = [
-    "DeviceContext", "resolve_device", "preserved", "side_state", "model_lock", "atomic_write",
-    "module_device", "batch_size_of", "finite_number",
+    "DeviceContext",
+    "atomic_write",
+    "batch_size_of",
+    "finite_number",
+    "model_lock",
+    "module_device",
+    "preserved",
+    "resolve_device",
+    "side_state",
 ]
 
 
@@ -55,7 +63,7 @@ class _SideState(dict):
     def __reduce__(self) -> tuple:
         return (_SideState, ())
 
-    def __deepcopy__(self, memo: dict) -> "_SideState":
+    def __deepcopy__(self, memo: dict) -> _SideState:
         return _SideState()
 
 
@@ -197,7 +205,7 @@ class DeviceContext:
 
     @classmethod
     def create(cls, device: Any = "auto", amp: Any = "auto", model: nn.Module | None = None,
-               channels_last: Any = "auto") -> "DeviceContext":
+               channels_last: Any = "auto") -> DeviceContext:
         """Resolve ``device`` and ``amp`` (``"auto"``: bf16 on CUDA where supported, else fp16
         with a grad scaler; ``True``; ``False``); channels-last ``"auto"`` = on CUDA for a model
         with 2-d convolutions."""
@@ -221,7 +229,7 @@ class DeviceContext:
         return cls(dev, dtype, cl)
 
     @classmethod
-    def for_model(cls, model: nn.Module, channels_last: bool | None = None) -> "DeviceContext":
+    def for_model(cls, model: nn.Module, channels_last: bool | None = None) -> DeviceContext:
         """The model's current device, no autocast; channels-last if its first 4-d weight is."""
         dev = module_device(model)
         if channels_last is None:

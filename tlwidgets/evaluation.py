@@ -14,8 +14,9 @@ import importlib.util
 import json
 import os
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,8 +26,15 @@ from torch import nn
 from ._runtime import DeviceContext, atomic_write, model_lock, preserved
 from .errors import ConfigError, DataError
 
-__all__ = ["Evaluation", "evaluate", "predict", "export", "validation_metrics", "model_lock",
-           "EXPORT_FORMATS"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "Evaluation",
+    "evaluate",
+    "export",
+    "model_lock",
+    "predict",
+    "validation_metrics",
+]
 
 EXPORT_FORMATS = ("safetensors", "torchscript", "onnx")
 _SUFFIX = {"safetensors": ".safetensors", "torchscript": ".pt", "onnx": ".onnx"}

@@ -36,21 +36,21 @@ from ._runtime import side_state
 from .errors import ConfigError, FreezeError, ModulePathError, NothingTrainableError
 
 __all__ = [
-    "LayerGroup",
-    "layer_groups",
-    "freeze",
-    "unfreeze",
-    "freeze_to",
-    "apply_preset",
     "PRESETS",
-    "trainable_summary",
-    "param_groups",
-    "set_lr_multipliers",
-    "lr_multipliers",
+    "LayerGroup",
+    "apply_preset",
+    "freeze",
+    "freeze_to",
     "freeze_version",
+    "layer_groups",
+    "lr_multipliers",
     "on_freeze_change",
-    "parameters_with_owners",
     "param_counts",
+    "param_groups",
+    "parameters_with_owners",
+    "set_lr_multipliers",
+    "trainable_summary",
+    "unfreeze",
 ]
 
 #: Preset name -> what it trains. Presets name what is *trained*, the rest is frozen.

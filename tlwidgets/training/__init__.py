@@ -12,4 +12,4 @@ from .lr_finder import LRFindResult
 from .schedules import Schedule
 from .trainer import STATES, Trainer
 
-__all__ = ["Trainer", "TrainerEvent", "LRFindResult", "Schedule", "STATES", "EVENT_KINDS"]
+__all__ = ["EVENT_KINDS", "STATES", "LRFindResult", "Schedule", "Trainer", "TrainerEvent"]

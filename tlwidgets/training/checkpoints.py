@@ -68,9 +68,15 @@ def wait_for_writes(folder: str | os.PathLike) -> None:
 
 
 __all__ = [
-    "write_in_background", "wait_for_writes",
-    "save_checkpoint", "load_checkpoint", "link_checkpoint", "atomic_write", "checkpoint_paths",
-    "snapshot_weights", "snapshot_state",
+    "atomic_write",
+    "checkpoint_paths",
+    "link_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+    "snapshot_state",
+    "snapshot_weights",
+    "wait_for_writes",
+    "write_in_background",
 ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import ConfigError
 from .schedules import SCHEDULES
 
-__all__ = ["TrainerConfig", "OPTIMIZERS", "METRICS", "check_lr", "check_epochs", "spread_lrs"]
+__all__ = ["METRICS", "OPTIMIZERS", "TrainerConfig", "check_epochs", "check_lr", "spread_lrs"]
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 #: metric -> "max" or "min": which way is better
@@ -138,7 +138,7 @@ class TrainerConfig:
     restore_best: bool = False
 
     @classmethod
-    def create(cls, **kwargs: Any) -> "TrainerConfig":
+    def create(cls, **kwargs: Any) -> TrainerConfig:
         """Check every value; bad ones raise :class:`~tlwidgets.ConfigError` naming the fix."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(kwargs) - names
@@ -192,7 +192,7 @@ class TrainerConfig:
             verbose=cfg["verbose"], restore_best=cfg["restore_best"],
         )
 
-    def replace(self, **changes: Any) -> "TrainerConfig":
+    def replace(self, **changes: Any) -> TrainerConfig:
         """A checked copy with some fields changed."""
         d = dataclasses.asdict(self) | changes
         return TrainerConfig.create(**d)
@@ -204,7 +204,7 @@ class TrainerConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainerConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainerConfig:
         """The inverse of :meth:`to_dict`; unknown keys (from a newer version) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}

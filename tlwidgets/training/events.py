@@ -12,10 +12,11 @@ buffer that its own publisher flushes (see ``docs/ARCHITECTURE.md``, threading m
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["TrainerEvent", "EVENT_KINDS", "EventBus", "SubscriberError"]
+__all__ = ["EVENT_KINDS", "EventBus", "SubscriberError", "TrainerEvent"]
 
 #: The kinds of event a trainer publishes.
 EVENT_KINDS = ("state", "step", "epoch", "error", "log")
@@ -103,7 +104,7 @@ class EventBus:
                 if swallow:
                     continue
                 raise
-            except Exception as exc:  # noqa: BLE001 - reported to the user by the trainer
+            except Exception as exc:
                 if swallow:
                     continue
                 raise SubscriberError(fn, exc) from exc

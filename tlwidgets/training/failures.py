@@ -29,7 +29,7 @@ def _finite(model: torch.nn.Module) -> bool:
     return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
 
 
-def _put_back(trainer: "Trainer", order: tuple[str, ...]) -> str:
+def _put_back(trainer: Trainer, order: tuple[str, ...]) -> str:
     for which in order:
         try:
             return trainer.checkpoints.restore(trainer.run, which)
@@ -38,7 +38,7 @@ def _put_back(trainer: "Trainer", order: tuple[str, ...]) -> str:
     return "no checkpoint or starting weights were kept, so the model is as the failure left it"
 
 
-def describe_failure(trainer: "Trainer", exc: BaseException
+def describe_failure(trainer: Trainer, exc: BaseException
                      ) -> tuple[str, BaseException | None, BaseException | None]:
     """``(final state, error to report or None, cause)`` for an exception that ended a run."""
     step = trainer.run.global_step

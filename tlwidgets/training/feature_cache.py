@@ -19,8 +19,9 @@ stored features during training.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .._runtime import DeviceContext, preserved
 
-__all__ = ["CacheDecision", "cache_decision", "FeatureCache", "classifier_of", "extract_features"]
+__all__ = ["CacheDecision", "FeatureCache", "cache_decision", "classifier_of", "extract_features"]
 
 
 def classifier_of(model: nn.Module) -> nn.Module | None:

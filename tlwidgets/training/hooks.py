@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import torch
@@ -42,8 +43,14 @@ from .config import METRICS
 from .state import HISTORY_COLUMNS, STEP_COLUMNS, RunState
 
 __all__ = [
-    "Hook", "OptimizerRebuild", "EarlyStopping", "Checkpoints", "RunFiles", "DivergenceGuard",
-    "Diverged", "improves",
+    "Checkpoints",
+    "Diverged",
+    "DivergenceGuard",
+    "EarlyStopping",
+    "Hook",
+    "OptimizerRebuild",
+    "RunFiles",
+    "improves",
 ]
 
 

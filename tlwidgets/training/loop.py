@@ -37,14 +37,15 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
 from .._runtime import DeviceContext, batch_size_of
 
-__all__ = ["StepLoop", "Control", "StopRun", "NonFiniteLoss"]
+__all__ = ["Control", "NonFiniteLoss", "StepLoop", "StopRun"]
 
 
 class StopRun(Exception):

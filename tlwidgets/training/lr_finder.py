@@ -16,8 +16,9 @@ and the stop rule differ. Everything it changes is put back with
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pandas as pd
 import torch
@@ -27,7 +28,7 @@ from .._runtime import DeviceContext, preserved
 from ..errors import ConfigError
 from .loop import Control, NonFiniteLoss, StepLoop, StopRun
 
-__all__ = ["LRFindResult", "lr_sweep", "valley", "steepest"]
+__all__ = ["LRFindResult", "lr_sweep", "steepest", "valley"]
 
 
 def valley(lrs: list[float], losses: list[float]) -> float:
@@ -44,7 +45,7 @@ def valley(lrs: list[float], losses: list[float]) -> float:
     max_start, max_end = 0, 0
     lds = [1] * n
     for i in range(1, n):
-        for j in range(0, i):
+        for j in range(i):
             if losses[i] < losses[j] and lds[i] < lds[j] + 1:
                 lds[i] = lds[j] + 1
             if lds[max_end] < lds[i]:

@@ -12,7 +12,8 @@ metric and the seconds. A trainer prints it when ``verbose=True``, or with the d
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .hooks import Hook
 from .state import RunState

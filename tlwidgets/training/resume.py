@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
@@ -19,7 +20,7 @@ from ..errors import TrainingError
 from .checkpoints import load_checkpoint
 from .state import HISTORY_COLUMNS, Cycle, RunState
 
-__all__ = ["read_run", "restore_run", "apply_freeze_state"]
+__all__ = ["apply_freeze_state", "read_run", "restore_run"]
 
 
 def read_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:

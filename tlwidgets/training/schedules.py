@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["Schedule", "SCHEDULES"]
+__all__ = ["SCHEDULES", "Schedule"]
 
 SCHEDULES = ("one_cycle", "cosine", "constant")
 
@@ -97,7 +97,7 @@ class Schedule:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Schedule":
+    def from_dict(cls, d: dict) -> Schedule:
         d = dict(d)
         d["moms"] = tuple(d.get("moms", (0.95, 0.85, 0.95)))
         return cls(**d)

@@ -12,9 +12,10 @@ through these public attributes, so no hook reaches into the :class:`~tlwidgets.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ from .._runtime import DeviceContext
 from .config import TrainerConfig, lr_from_plain, lr_to_plain
 from .schedules import Schedule
 
-__all__ = ["Cycle", "RunState", "HISTORY_COLUMNS", "STEP_COLUMNS"]
+__all__ = ["HISTORY_COLUMNS", "STEP_COLUMNS", "Cycle", "RunState"]
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "valid_loss", "accuracy", "seconds", "lr"]
 STEP_COLUMNS = ["step", "epoch", "batch", "loss", "lr", "img_s", "time"]
@@ -45,7 +46,7 @@ class Cycle:
 
     @classmethod
     def new(cls, epochs: int, start_epoch: int, lr: float | slice, peak_lrs: list[float],
-            schedule: str, total_steps: int, **schedule_kwargs: Any) -> "Cycle":
+            schedule: str, total_steps: int, **schedule_kwargs: Any) -> Cycle:
         return cls(epochs=epochs, start_epoch=start_epoch, lr=lr, peak_lrs=list(peak_lrs),
                    schedule=Schedule(schedule, total_steps=max(total_steps, 1), **schedule_kwargs))
 
@@ -58,7 +59,7 @@ class Cycle:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Cycle":
+    def from_dict(cls, d: dict[str, Any]) -> Cycle:
         return cls(
             epochs=int(d["epochs"]), start_epoch=int(d["start_epoch"]), lr=lr_from_plain(d["lr"]),
             peak_lrs=[float(x) for x in d["peak_lrs"]], schedule=Schedule.from_dict(d["schedule"]),

@@ -31,30 +31,30 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import math
 import os
 import random
 import re
-import signal
 import tempfile
-import threading
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 from torch import nn
 
 from .._runtime import DeviceContext, model_lock
-from ..errors import ConfigError, NothingTrainableError, TrainerStateError, TrainingError
+from ..errors import ConfigError, TrainingError
 from .config import TrainerConfig, check_epochs, check_lr
-from .events import EventBus, SubscriberError, TrainerEvent
 from .cycles import EpochRunner
-from .hooks import Checkpoints, DivergenceGuard, Diverged, EarlyStopping, OptimizerRebuild, RunFiles
-from .loop import Control, NonFiniteLoss, StepLoop, StopRun
+from .events import TrainerEvent
+from .failures import describe_failure
+from .hooks import Checkpoints, DivergenceGuard, EarlyStopping, OptimizerRebuild, RunFiles
+from .loop import StepLoop
+from .machine import ACTIVE, STATES, RunMachine
 from .optim import build_optimizer
 from .progress import ConsoleProgress
 from .resume import read_run, restore_run
@@ -64,12 +64,8 @@ if TYPE_CHECKING:
     from ..evaluation import Evaluation
     from .lr_finder import LRFindResult
 
-__all__ = ["Trainer", "STATES", "run_label"]
+__all__ = ["STATES", "Trainer", "run_label"]
 
-#: Every state a trainer can be in.
-STATES = ("idle", "waiting", "running", "paused", "stopping", "finished", "stopped", "failed")
-_ACTIVE = ("waiting", "running", "paused", "stopping")
-logger = logging.getLogger("tlwidgets")
 
 
 def _fz() -> Any:
@@ -116,14 +112,14 @@ class _ResumeDescriptor:
     continues that run; ``trainer.resume()`` un-pauses, ``trainer.resume(run_dir)`` loads a run
     into this trainer."""
 
-    def __get__(self, obj: "Trainer | None", objtype: type | None = None) -> Callable[..., Any]:
+    def __get__(self, obj: Trainer | None, objtype: type | None = None) -> Callable[..., Any]:
         if obj is None:
             assert objtype is not None
             return objtype._resume_run
         return obj._resume_instance
 
 
-class Trainer:
+class Trainer(RunMachine):
     """Train ``model`` on ``data`` with a one-cycle schedule, live events and checkpoints.
 
     Arguments (checked once, into :class:`~tlwidgets.training.config.TrainerConfig`):
@@ -176,16 +172,9 @@ class Trainer:
         self._name = str(name) if name is not None else None
         self._run_dir_arg = Path(run_dir) if run_dir is not None else None
         self._run_dir: Path | None = None
-        self._events = EventBus()
+        super().__init__()
         for fn in callbacks:
             self._events.subscribe(fn)
-        self._displays = 0  # subscribers that show progress themselves (a dashboard)
-        self._state = "idle"
-        self._state_lock = threading.RLock()
-        self._control = Control(on_pause=self._on_pause)
-        self._thread: threading.Thread | None = None
-        self._cleaning_up = False
-        self.error: BaseException | None = None
         self.run = RunState(model=model, data=data, config=self.config, ctx=self.device_context,
                             run_dir=lambda: self.run_dir, log=self._log, publish=self._publish)
         self._placed = False
@@ -248,12 +237,6 @@ class Trainer:
         self._name = str(value)
 
     @property
-    def state(self) -> str:
-        """``idle``, ``waiting`` (for another user of the model), ``running``, ``paused``,
-        ``stopping``, ``finished``, ``stopped`` or ``failed``."""
-        return self._state
-
-    @property
     def run_dir(self) -> Path:
         """The folder holding ``history.csv``, ``steps.csv`` and ``checkpoints/`` of this run."""
         if self._run_dir is None:
@@ -280,30 +263,6 @@ class Trainer:
         """One row per training step: step, epoch, batch, loss, lr, img_s, time."""
         return pd.DataFrame(list(self.run.steps), columns=STEP_COLUMNS)
 
-    def subscribe(self, fn: Callable[[TrainerEvent], Any], *, display: bool = False
-                  ) -> Callable[[], None]:
-        """Call ``fn(event)`` for every :class:`TrainerEvent`; returns a function that unsubscribes.
-
-        ``fn`` runs on the training thread: it must be quick and must not touch widgets. If it
-        raises, the run stops cleanly in state ``failed``. ``display=True`` says ``fn`` shows
-        progress itself (a dashboard), so ``verbose="auto"`` prints nothing to the console.
-
-        >>> unsubscribe = trainer.subscribe(lambda e: print(e.kind, e.data))   # doctest: +SKIP
-        """
-        unsubscribe = self._events.subscribe(fn)
-        if not display:
-            return unsubscribe
-        self._displays += 1
-        done = [False]
-
-        def undo() -> None:
-            if not done[0]:
-                done[0] = True
-                self._displays -= 1
-            unsubscribe()
-
-        return undo
-
     def progress(self) -> dict[str, Any]:
         """Where the run is: epoch, epochs, step, steps_per_epoch, total_steps, elapsed (paused
         time excluded), eta, img_s, device and memory (peak CUDA bytes, else the process RSS).
@@ -317,14 +276,14 @@ class Trainer:
         if self._cycles.run_started is not None:
             elapsed = time.perf_counter() - self._cycles.run_started - self._control.paused_total()
         eta = None
-        if cyc is not None and spe and self._state in _ACTIVE:
+        if cyc is not None and spe and self._state in ACTIVE:
             left = cyc.epochs * spe - ((r.epochs_done - cyc.start_epoch) * spe + cyc.batch_in_epoch)
             rate, bs = self._cycles.img_s_avg, getattr(self.data, "batch_size", 1) or 1
             if rate == rate and rate > 0:
                 eta = left * bs / rate
         elif self._state in ("finished", "stopped", "failed", "idle"):
             eta = 0.0 if r.history else None
-        return {"epoch": r.epochs_done + (1 if self._state in _ACTIVE else 0),
+        return {"epoch": r.epochs_done + (1 if self._state in ACTIVE else 0),
                 "epochs": epochs_total, "step": r.global_step, "steps_per_epoch": spe,
                 "total_steps": epochs_total * spe if spe else None, "elapsed": elapsed,
                 "eta": eta, "img_s": self._cycles.img_s_avg, "device": str(self.device),
@@ -364,7 +323,7 @@ class Trainer:
         """
         return self._run_blocking(self._plan_fit(epochs, lr))
 
-    def start(self, epochs: int | None = None, lr: float | slice | None = None) -> "Trainer":
+    def start(self, epochs: int | None = None, lr: float | slice | None = None) -> Trainer:
         """Run ``fit()`` in a background thread and return at once.
 
         >>> trainer.start(); trainer.state                                    # doctest: +SKIP
@@ -374,7 +333,7 @@ class Trainer:
         return self
 
     def fine_tune(self, epochs: int, freeze_epochs: int = 1, base_lr: float = 2e-3,
-                  lr_mult: float = 100, background: bool = False) -> "pd.DataFrame | Trainer":
+                  lr_mult: float = 100, background: bool = False) -> pd.DataFrame | Trainer:
         """fastai's recipe: train the head for ``freeze_epochs`` (one-cycle at ``base_lr``,
         ``pct_start=0.99``), then unfreeze and train ``epochs`` with one-cycle and rates
         ``slice(base_lr/2/lr_mult, base_lr/2)`` (``pct_start=0.3``, ``div=5``), as fastai's
@@ -407,37 +366,6 @@ class Trainer:
             return self
         return self._run_blocking(phases)
 
-    def pause(self) -> None:
-        """Pause a running run after the current step (the loop blocks until ``resume()``)."""
-        with self._state_lock:
-            if self._state not in ("running", "paused", "waiting"):
-                raise TrainerStateError(
-                    f"cannot pause: the trainer is {self._state!r}; pause works while running.")
-            self._control.pause()
-
-    def _unpause(self) -> None:
-        with self._state_lock:
-            if self._state not in ("running", "paused", "waiting"):
-                raise TrainerStateError(
-                    f"cannot resume: the trainer is {self._state!r}, not paused. To continue a "
-                    "saved run use Trainer.resume(run_dir, model, data); to train more, start().")
-            self._control.resume()
-
-    def stop(self) -> None:
-        """Stop after the current step; the model keeps the weights of the last completed step."""
-        with self._state_lock:
-            if self._state not in _ACTIVE:
-                return
-            self._control.request_stop()
-            self._set_state("stopping")
-
-    def wait(self, timeout: float | None = None) -> str:
-        """Block until the background run ends (or ``timeout`` seconds pass); returns ``state``."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self._state
-
     def restore(self, which: str = "best") -> str:
         """Put the ``"best"`` or ``"last"`` checkpoint's weights back into the model (the weights
         the run started with when no checkpoint exists yet); returns what it did.
@@ -455,7 +383,7 @@ class Trainer:
     # ------------------------------------------------------------------ resume (both meanings)
     @classmethod
     def _resume_run(cls, run_dir: str | os.PathLike[str], model: nn.Module, data: Any,
-                    **overrides: Any) -> "Trainer":
+                    **overrides: Any) -> Trainer:
         """``Trainer.resume(run_dir, model, data, **overrides)``: a trainer continuing that run."""
         cfg = TrainerConfig.from_dict(read_run(run_dir)["config"]).to_dict()
         cfg["lr"] = TrainerConfig.from_dict({"lr": cfg["lr"]}).lr
@@ -477,13 +405,6 @@ class Trainer:
         self._run_files.steps_written = len(self.run.steps)
 
     # ------------------------------------------------------------------ run plumbing
-    def _check_not_active(self, what: str) -> None:
-        with self._state_lock:
-            if self._state in _ACTIVE or (self._thread is not None and self._thread.is_alive()):
-                raise TrainerStateError(
-                    f"cannot {what}: the trainer is {self._state!r}. Call trainer.stop() and "
-                    "trainer.wait() first, or wait for the run to end.")
-
     def _plan_fit(self, epochs: int | None, lr: float | slice | None) -> list[Callable[[], None]]:
         self._check_not_active("start a run")
         if epochs is not None:
@@ -495,147 +416,42 @@ class Trainer:
         n, peak = self.epochs if epochs is None else epochs, self.lr if lr is None else lr
         return [lambda: self._cycles.fit_cycle(n, peak, self.config.schedule)]
 
-    def _run_blocking(self, phases: list[Callable[[], None]]) -> pd.DataFrame:
-        self._control.reset()
-        self.error = None
-        self._execute(phases, in_thread=False)
-        if self._state == "failed" and self.error is not None:
-            raise self.error
-        return self.history
-
-    def _launch(self, phases: list[Callable[[], None]]) -> None:
-        with self._state_lock:
-            self._check_not_active("start()")
-            self._control.reset()
-            self.error = None
-            self._thread = threading.Thread(target=self._execute, args=(phases, True),
-                                            name="tlwidgets-trainer", daemon=True)
-            self._launch_previous = self._state
-            # "running" before the thread runs, so a start() right after this one sees it
-            self._set_state("running", publish=False)
-        self._thread.start()
-
-    _launch_previous = "idle"
-
-    def _set_state(self, new: str, publish: bool = True) -> None:
-        with self._state_lock:
-            old, self._state = self._state, new
-        if publish and old != new:
-            self._publish("state", {"state": new, "previous": old})
-
-    def _on_pause(self, paused: bool) -> None:
-        self._set_state("paused" if paused else "running")
-
-    def _publish(self, kind: str, data: dict[str, Any], *, swallow: bool = False) -> None:
-        self._events.publish(TrainerEvent(kind, data), swallow=swallow)
-
-    def _log(self, message: str) -> None:
-        logger.info(message)
-        self._publish("log", {"message": message}, swallow=True)
-
-    def _console_wanted(self) -> bool:
-        verbose = self.config.verbose
-        return verbose is True or (verbose == "auto" and self._displays == 0)
-
     def _hook(self, method: str, *args: Any) -> None:
         for h in self.hooks:
             getattr(h, method)(self.run, *args)
 
-    @contextlib.contextmanager
-    def _interrupt_guard(self, in_thread: bool) -> Any:
-        """On the main thread: the first Ctrl-C stops after the current step, a second one
-        interrupts at once, and one during the final clean-up is ignored."""
-        if in_thread or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def handler(signum: int, frame: Any) -> None:
-            if self._cleaning_up:
-                logger.warning("Ctrl-C ignored while the run's files are being finished")
-                return
-            if self._control.stop_requested:
-                raise KeyboardInterrupt
-            self._control.request_stop()
-
-        try:
-            previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-    def _execute(self, phases: list[Callable[[], None]], in_thread: bool) -> None:
-        from .failures import describe_failure
-
-        final = "failed"
+    def _begin_run(self) -> None:
         self._cycles.run_started = time.perf_counter()
-        with self._interrupt_guard(in_thread):
+        if self.config.seed is not None:
+            torch.manual_seed(self.config.seed)
+            random.seed(self.config.seed)
+        self._place_model()
+        self._label_at_start = run_label(self.model)
+        self._hook("on_run_start")
+
+    def _end_run(self, final: str) -> None:
+        for h in self.hooks:
             try:
-                if in_thread:
-                    self._publish("state", {"state": "running", "previous": self._launch_previous})
-                else:
-                    self._set_state("running")
-                with self._model_held():
-                    if self.config.seed is not None:
-                        torch.manual_seed(self.config.seed)
-                        random.seed(self.config.seed)
-                    self._place_model()
-                    self._label_at_start = run_label(self.model)
-                    self._hook("on_run_start")
-                    for phase in phases:
-                        phase()
-                        if self._control.stop_requested:
-                            raise StopRun
-                    final = "finished"
-            except BaseException as exc:  # noqa: BLE001 - every way out ends in a final state
-                final, err, cause = describe_failure(self, exc)
-                if err is not None:
-                    if cause is not None and err is not cause:
-                        err.__cause__ = cause
-                    self.error = err
-                    self._publish("error", {"message": str(err),
-                                            "type": type(cause or err).__name__,
-                                            "step": self.run.global_step}, swallow=True)
-            finally:
-                self._finish(final)
+                h.on_run_end(self.run, final)
+            except BaseException as exc:  # noqa: BLE001 - a full disk must not hide the outcome
+                self.run.warn(f"{h.name}: could not finish the run's files: {exc}")
+        if final == "finished" and self.config.restore_best:
+            with contextlib.suppress(TrainingError):
+                self._log(self.checkpoints.restore(self.run, "best"))
 
-    @contextlib.contextmanager
-    def _model_held(self) -> Any:
-        # An evaluation or another trainer using this model finishes first: they switch module
-        # modes, which would leak into training. Meanwhile the state says so.
-        lock = model_lock(self.model)
-        if not lock.acquire(blocking=False):
-            self._set_state("waiting")
-            self._log("waiting for the model: another trainer or an evaluation is using it; "
-                      "this run starts when that one ends (stop() cancels)")
-            while not lock.acquire(timeout=0.1):
-                if self._control.stop_requested:
-                    raise StopRun
-            self._set_state("running")
-        try:
-            yield
-        finally:
-            lock.release()
+    def _describe_failure(self, exc: BaseException
+                          ) -> tuple[str, BaseException | None, BaseException | None]:
+        return describe_failure(self, exc)
 
-    def _finish(self, final: str) -> None:
-        self._cleaning_up = True
-        try:
-            for h in self.hooks:
-                try:
-                    h.on_run_end(self.run, final)
-                except BaseException as exc:  # noqa: BLE001 - a full disk must not hide the outcome
-                    self.run.warn(f"{h.name}: could not finish the run's files: {exc}")
-            if final == "finished" and self.config.restore_best:
-                with contextlib.suppress(TrainingError):
-                    self._log(self.checkpoints.restore(self.run, "best"))
-        finally:
-            self._cleaning_up = False
-            previous = self._state
-            self._set_state(final, publish=False)
-            self._publish("state", {"state": final, "previous": previous}, swallow=True)
+    def _failed_at_step(self) -> int:
+        return self.run.global_step
+
+    def _history_frame(self) -> pd.DataFrame:
+        return self.history
+
+    def _console_wanted(self) -> bool:
+        verbose = self.config.verbose
+        return verbose is True or (verbose == "auto" and self._displays == 0)
 
     def _place_model(self) -> None:
         if not self._placed:
@@ -667,7 +483,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ lr_find, evaluation
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100,
-                stop_div: bool = True) -> "LRFindResult":
+                stop_div: bool = True) -> LRFindResult:
         """Sweep the learning rate exponentially over ``num_it`` optimizer steps of the same loop,
         optimizer, per-group rates (LR multipliers, slices), gradient accumulation and clipping
         that ``fit`` uses; return the losses and fastai's ``valley`` suggestion. Stops early when
@@ -710,7 +526,7 @@ class Trainer:
                   f"steep {result.steep:.3g}")
         return result
 
-    def evaluate(self) -> "Evaluation":
+    def evaluate(self) -> Evaluation:
         """Predictions on the validation split: accuracy, confusion matrix, per-class metrics,
         top losses. ``>>> trainer.evaluate().confusion   # doctest: +SKIP``"""
         from ..evaluation import evaluate
