@@ -352,3 +352,16 @@ def test_noise_follows_the_seed_and_parameters_are_documented():
         ex.corrupt(img, "fog", 1)
     with pytest.raises(ConfigError, match="from 0 to 5"):
         ex.corrupt(img, "blur", 6)
+
+
+def test_the_plan_lists_the_runs_without_training():
+    data = make_data()
+    plan = ex.plan_runs(data, tiny_factory(), sizes=(1, 4), inits=("a", "b"), recipes=("head",),
+                        repeats=2, epochs=1, min_steps=3, lr={"head": 0.5, ("b", "head"): 0.1})
+    assert len(plan) == 2 * 2 * 2
+    assert plan[["repeat", "size", "init"]].values.tolist()[:4] == [
+        [0, 1, "a"], [0, 1, "b"], [0, 4, "a"], [0, 4, "b"]]
+    assert plan.groupby("init")["lr"].first().to_dict() == {"a": 0.5, "b": 0.1}
+    assert plan.set_index(["repeat", "size", "init"]).loc[(0, 4, "a"), "epochs"] == 1  # 3 steps
+    table = run_small(data, sizes=(1, 4), recipes=("head",), epochs=1, min_steps=3)
+    assert table["epochs"].tolist()[:4] == plan["epochs"].tolist()[:4]

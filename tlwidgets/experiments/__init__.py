@@ -34,6 +34,7 @@ from .data_efficiency import (
     data_efficiency,
     default_sizes,
     nested_subsets,
+    plan_runs,
     summarize,
     table_from_rows,
 )
@@ -55,6 +56,7 @@ from .robustness import (
 __all__ = [
     "data_efficiency",
     "nested_subsets",
+    "plan_runs",
     "default_sizes",
     "summarize",
     "compute_curve",

@@ -48,6 +48,8 @@ __all__ = [
     "summarize",
     "compute_curve",
     "RunResult",
+    "plan_runs",
+    "table_from_rows",
     "COLUMNS",
     "INITS",
     "DEFAULT_LR",
@@ -247,6 +249,55 @@ def _run_seed(seed: int, repeat: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(repeat)]).generate_state(1)[0])
 
 
+def plan_runs(
+    data: Any,
+    model_factory: Any = None,
+    sizes: Sequence[int] | None = None,
+    inits: Sequence[str] = INITS,
+    recipes: Sequence[str] = ("head", "all"),
+    repeats: int = 3,
+    epochs: int = 8,
+    min_steps: int = 16,
+    lr: float | Mapping[Any, float] | None = None,
+) -> pd.DataFrame:
+    """The runs :func:`data_efficiency` would make with these arguments, in its order, without
+    training anything: columns ``repeat``, ``size``, ``n_train``, ``init``, ``recipe``,
+    ``epochs``, ``steps``, ``lr``. Checks every argument as :func:`data_efficiency` does.
+
+    >>> tlw.experiments.plan_runs(data, "tf_efficientnet_lite0", sizes=(1, 8))   # doctest: +SKIP
+    """
+    from ..freeze import PRESETS
+
+    sizes = _check_sizes(data, sizes)
+    if len(getattr(data, "valid_items", ())) == 0:
+        raise DataError("data has no validation images to score the runs on; build it with "
+                        "valid_pct > 0 (or a valid/ folder).")
+    inits = _check_names(inits, "inits", None)
+    recipes = _check_names(recipes, "recipes", tuple(PRESETS))
+    if "none" in recipes:
+        raise ConfigError("recipe 'none' trains nothing; use 'head', 'last-stage' or 'all'.")
+    if model_factory is not None:
+        _check_factory(model_factory, data, inits)
+    repeats = _positive_int(repeats, "repeats")
+    epochs = _positive_int(epochs, "epochs")
+    min_steps = _positive_int(min_steps, "min_steps", low=0)
+    k = len(data.classes)
+    batch = int(getattr(data, "batch_size", 32))
+    rows = []
+    for repeat in range(repeats):
+        for size in sizes:
+            per_epoch = math.ceil(size * k / batch)
+            n_epochs = max(epochs, math.ceil(min_steps / per_epoch))
+            for init in inits:
+                for recipe in recipes:
+                    rows.append({"repeat": repeat, "size": size, "n_train": size * k,
+                                 "init": init, "recipe": recipe, "epochs": n_epochs,
+                                 "steps": n_epochs * per_epoch,
+                                 "lr": _lr_for(lr, init, recipe)})
+    return pd.DataFrame(rows, columns=["repeat", "size", "n_train", "init", "recipe", "epochs",
+                                       "steps", "lr"])
+
+
 def data_efficiency(
     data: Any,
     model_factory: str | Callable[[str], nn.Module],
@@ -307,24 +358,12 @@ def data_efficiency(
     >>> table.groupby(["init", "recipe", "size"]).accuracy.mean()              # doctest: +SKIP
     """
     from ..evaluation import evaluate
-    from ..freeze import PRESETS, apply_preset
+    from ..freeze import apply_preset
     from ..training import Trainer
 
-    sizes = _check_sizes(data, sizes)
-    if len(getattr(data, "valid_items", ())) == 0:
-        raise DataError("data has no validation images to score the runs on; build it with "
-                        "valid_pct > 0 (or a valid/ folder).")
-    inits = _check_names(inits, "inits", None)
-    recipes = _check_names(recipes, "recipes", tuple(PRESETS))
-    if "none" in recipes:
-        raise ConfigError("recipe 'none' trains nothing; use 'head', 'last-stage' or 'all'.")
-    factory = _check_factory(model_factory, data, inits)
-    repeats = _positive_int(repeats, "repeats")
-    epochs = _positive_int(epochs, "epochs")
-    min_steps = _positive_int(min_steps, "min_steps", low=0)
-    for init in inits:
-        for recipe in recipes:
-            _lr_for(lr, init, recipe)
+    plan = plan_runs(data, model_factory, sizes, inits, recipes, repeats, epochs, min_steps, lr)
+    sizes = tuple(sorted(set(plan["size"])))
+    factory = _check_factory(model_factory, data, tuple(dict.fromkeys(plan["init"])))
     if stop is not None and not hasattr(stop, "is_set"):
         raise ConfigError("stop must be a threading.Event (or None).")
     for reserved in ("epochs", "lr", "run_dir", "seed", "callbacks"):
@@ -333,13 +372,14 @@ def data_efficiency(
     # many short runs: the trainers' own console progress would bury the experiment's
     trainer_kwargs.setdefault("verbose", False)
 
-    plan = [(r, k, i, rc) for r in range(repeats) for k in sizes for i in inits for rc in recipes]
     rows: list[dict[str, Any]] = []
     tmp = tempfile.TemporaryDirectory(prefix="tlw-experiment-") if run_dir is None else None
     root = Path(tmp.name if tmp is not None else run_dir)  # type: ignore[arg-type]
     try:
         subsets: dict[int, dict[int, list[int]]] = {}
-        for n, (repeat, size, init, recipe) in enumerate(plan):
+        for n, run in enumerate(plan.itertuples(index=False)):
+            repeat, size, init, recipe = int(run.repeat), int(run.size), run.init, run.recipe
+            n_epochs = int(run.epochs)
             if stop is not None and stop.is_set():
                 break
             if repeat not in subsets:
@@ -353,22 +393,20 @@ def data_efficiency(
                 raise ConfigError(f"model_factory({init!r}) returned {type(model).__name__}, "
                                   "not a torch model.")
             apply_preset(model, recipe)
-            per_epoch = math.ceil(len(sub.train_items) / sub.batch_size)
-            n_epochs = max(epochs, math.ceil(min_steps / per_epoch))
-            where = dict(done=n, total=len(plan), size=size, init=init, recipe=recipe,
-                         repeat=repeat, epochs=n_epochs)
+            where = {"done": n, "total": len(plan), "size": size, "init": init,
+                     "recipe": recipe, "repeat": repeat, "epochs": n_epochs}
 
-            trainer = Trainer(model, sub, epochs=n_epochs, lr=_lr_for(lr, init, recipe),
+            trainer = Trainer(model, sub, epochs=n_epochs, lr=float(run.lr),
                               run_dir=root / f"r{repeat}-n{size}-{init}-{recipe}", seed=run_seed,
                               **trainer_kwargs)
             trainer.subscribe(_Watch(trainer, stop, on_progress, where))
             if on_progress is not None:
                 on_progress({**where, "epoch": 0})
-            row: dict[str, Any] = dict(
-                size=size, n_train=len(sub.train_items), init=init, recipe=recipe,
-                repeat=repeat, epochs=n_epochs, steps=n_epochs * per_epoch,
-                trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-            )
+            row: dict[str, Any] = {
+                "size": size, "n_train": len(sub.train_items), "init": init, "recipe": recipe,
+                "repeat": repeat, "epochs": n_epochs, "steps": int(run.steps),
+                "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            }
             t0 = time.perf_counter()
             try:
                 trainer.fit()
