@@ -105,3 +105,125 @@ def test_the_scan_sees_relative_and_absolute_widget_imports(tmp_path, monkeypatc
 def test_forbidden_names_cover_submodules(name):
     assert is_forbidden(name)
     assert not is_forbidden("ipywidgetsx")
+
+
+# ---- the order of the core's layers --------------------------------------------------------------
+# A unit is a top-level module (tlwidgets/x.py) or package (tlwidgets/x/). Every import counts,
+# at module level or inside a function: a lazy import still ties the two modules together.
+
+
+def _unit(path: pathlib.Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def core_import_graph(package: pathlib.Path | None = None) -> dict[str, set[str]]:
+    root = package or PACKAGE
+    graph: dict[str, set[str]] = {}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).parts
+        if rel[0] == "widgets" or rel == ("__init__.py",):
+            continue
+        unit = rel[0].removesuffix(".py")
+        for _, module in imports_of(path):
+            parts = module.split(".")
+            if parts[0] == "tlwidgets" and len(parts) > 1 and parts[1] not in (unit, "widgets"):
+                graph.setdefault(unit, set()).add(parts[1])
+        graph.setdefault(unit, set())
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one unit (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_two_core_modules_import_each_other():
+    assert cycles(core_import_graph()) == []
+
+
+#: lower layers never import higher ones (each row may import the rows above it)
+LAYERS = [
+    {"errors"},
+    {"_runtime", "_offline", "_hf_cache", "_bn_policy", "_sample_data", "_weights_io",
+     "_weights_fit", "_hf_groups"},
+    {"catalog", "freeze", "data"},
+    {"weights", "text"},
+    {"evaluation"},
+    {"training"},
+]
+
+
+def test_the_core_layers_keep_their_order():
+    graph = core_import_graph()
+    layer_of = {unit: i for i, row in enumerate(LAYERS) for unit in row}
+    offenders = [
+        f"{unit} (layer {layer_of[unit]}) imports {dep} (layer {layer_of[dep]})"
+        for unit, deps in graph.items() if unit in layer_of
+        for dep in deps if dep in layer_of and layer_of[dep] > layer_of[unit]
+    ]
+    assert offenders == []
+    # the layers named above exist (a rename must update this test, not silently pass)
+    assert {"errors", "_runtime", "freeze", "data", "weights", "evaluation", "training"} <= set(graph)
+
+
+def test_no_core_module_imports_another_modules_private_names():
+    offenders = []
+    for path in core_files():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        package_parts = ["tlwidgets", *path.relative_to(PACKAGE).parent.parts]
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+                continue
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            if not module.startswith("tlwidgets"):
+                continue
+            target = PACKAGE.parent.joinpath(*module.split("."))
+            for alias in node.names:
+                name = alias.name
+                is_module = (target / f"{name}.py").exists() or (target / name).is_dir()
+                if name.startswith("_") and not name.startswith("__") and not is_module:
+                    offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: "
+                                     f"from {module} import {name}")
+    assert offenders == [], "\n".join(offenders)
+
+
+def test_the_layer_checks_see_a_cycle_and_a_private_import(tmp_path):
+    fake = tmp_path / "tlwidgets"
+    (fake / "training").mkdir(parents=True)
+    (fake / "evaluation.py").write_text("def f():\n    from .training import loop\n")
+    (fake / "training" / "loop.py").write_text("from ..evaluation import _secret\n")
+    assert cycles(core_import_graph(fake)) == [["evaluation", "training"]]
