@@ -180,7 +180,9 @@ class TextData:
 
     def _loader(self, ds: TextDataset, lengths: np.ndarray, shuffle: bool,
                 drop_last: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        # a generator even unshuffled: DataLoader then draws its base seed from it, not from the
+        # global RNG, so validating or caching features leaves training's dropout masks alone
+        generator = torch.Generator().manual_seed(self.seed)
         sampler = LengthGroupedBatchSampler(lengths, self.batch_size, shuffle, drop_last,
                                             generator)
         return DataLoader(ds, batch_sampler=sampler, collate_fn=self._collate,
