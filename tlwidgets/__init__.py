@@ -88,6 +88,7 @@ _LAZY = {
     "TrainingDashboard": ".widgets",
     "RunRecord": ".widgets",
     "Studio": ".widgets",
+    "ExperimentView": ".widgets.experiment_view",
 }
 
 __all__ = [
