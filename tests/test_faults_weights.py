@@ -187,3 +187,110 @@ def test_a_named_pipe_is_refused_at_once_never_read(tmp_path):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         except OSError:
             pass
+
+
+# ----------------------------------------------------------------- a hub that never answers
+
+
+@pytest.fixture
+def silent_server():
+    """A TCP server on 127.0.0.1 that accepts every connection and never sends a byte."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=32)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+_SILENT_HUB_SCRIPT = """
+import time, tlwidgets as tlw
+start = time.monotonic()
+try:
+    tlw.create_model("mobilenetv3_small_050", 2)
+except tlw.WeightsUnavailableError as err:
+    print("SECONDS", round(time.monotonic() - start, 1))
+    print(err)
+"""
+
+
+def test_a_hub_that_accepts_but_never_answers_fails_within_seconds(silent_server, tmp_path):
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.lower().endswith("_proxy") and k not in ("HF_HUB_OFFLINE", "HF_ENDPOINT")
+    }
+    env |= {
+        "HF_ENDPOINT": f"http://127.0.0.1:{silent_server}",  # read by huggingface_hub at import
+        "HF_HUB_CACHE": str(tmp_path / "hf-empty"),
+        "TORCH_HOME": str(tmp_path / "torch-empty"),
+        "OMP_NUM_THREADS": "1",
+    }
+    started = time.monotonic()
+    try:
+        # the bound catches a hang (before the fix: retries with back-off for minutes); a
+        # working run is the interpreter's imports plus the few seconds of the probe
+        done = subprocess.run(
+            [sys.executable, "-c", _SILENT_HUB_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    except subprocess.TimeoutExpired:
+        waited = time.monotonic() - started
+        pytest.fail(f"create_model still waiting on a silent hub after {waited:.0f} s")
+    out = done.stdout
+    assert done.returncode == 0 and "SECONDS" in out, (out, done.stderr[-2000:])
+    assert f"127.0.0.1:{silent_server} accepted a connection but did not answer" in out, out
+    assert "Ways out" in out and "weights='none'" in out, out
+    seconds = float(out.split("SECONDS", 1)[1].split()[0])
+    print(f"create_model on a silent hub failed after {seconds} s")
+
+
+def test_the_probe_tells_a_silent_host_from_one_that_answers(silent_server):
+    from tlwidgets._hub_probe import no_answer
+
+    answering = socket.create_server(("127.0.0.1", 0))
+
+    def answer_once():
+        conn, _ = answering.accept()
+        conn.recv(1024)
+        conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    thread = threading.Thread(target=answer_once, daemon=True)
+    thread.start()
+    try:
+        # any HTTP answer counts, even a 404: the hub itself then says what is wrong
+        assert no_answer(f"http://127.0.0.1:{answering.getsockname()[1]}", timeout=5) is None
+    finally:
+        thread.join(5)
+        answering.close()
+    silent = no_answer(f"http://127.0.0.1:{silent_server}", timeout=0.5)
+    assert silent == (
+        f"127.0.0.1:{silent_server} accepted a connection but did not answer within 0.5 s"
+    )
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    assert "could not be reached" in no_answer(f"http://127.0.0.1:{port}", timeout=1)

@@ -97,7 +97,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import _hf_cache, _offline
+from . import _hf_cache, _hub_probe, _offline
 
 # Offline lookups live in a torch-free module so the catalog can use them cheaply; re-exported
 # here, where they always were. The registry is _offline._REGISTERED, the only copy.
@@ -266,30 +266,26 @@ def _hub_offline() -> bool:
 
 
 def _unreachable_host(full_name: str) -> str | None:
-    """Why the host timm would download from cannot be reached, or None if it answers.
+    """Why the host timm would download ``full_name`` from gives no answer, or None if it does.
 
-    One TCP connect with a short timeout: without it, huggingface_hub's retries with back-off
-    keep an offline user waiting ~45 s before the same error.
+    Asked before timm's download, within ``_PROBE_TIMEOUT_S`` in all (see
+    :func:`tlwidgets._hub_probe.no_answer`): without it, huggingface_hub's retries with
+    back-off keep an offline user waiting ~45 s, and minutes for a host that accepts
+    connections but never answers.
     """
-    import socket
-    from urllib.parse import urlparse
-
     import timm.models
 
     cfg = timm.models.get_pretrained_cfg(full_name)
     if getattr(cfg, "hf_hub_id", None):
-        url = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+        try:
+            from huggingface_hub import constants
+
+            url = constants.ENDPOINT  # HF_ENDPOINT as huggingface_hub read it
+        except ImportError:
+            url = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     else:
         url = getattr(cfg, "url", None) or ""
-    parsed = urlparse(url)
-    if not parsed.hostname:
-        return None
-    port = parsed.port or (80 if parsed.scheme == "http" else 443)
-    try:
-        socket.create_connection((parsed.hostname, port), timeout=_PROBE_TIMEOUT_S).close()
-    except OSError as err:
-        return f"{parsed.hostname} could not be reached ({err})"
-    return None
+    return _hub_probe.no_answer(url, _PROBE_TIMEOUT_S)
 
 
 def _ways_out(name: str, arch: str, cause: str) -> str:
