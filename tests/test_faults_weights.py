@@ -294,3 +294,22 @@ def test_the_probe_tells_a_silent_host_from_one_that_answers(silent_server):
     port = closed.getsockname()[1]
     closed.close()
     assert "could not be reached" in no_answer(f"http://127.0.0.1:{port}", timeout=1)
+
+
+# ----------------------------------------------------------------- absurd class counts
+
+
+@pytest.mark.parametrize("weights", ["none", "auto"])
+def test_a_head_too_big_for_memory_is_refused_before_allocating(weights):
+    # 10**9 classes x 1,024 features: a 4 TB classifier; torch would try to allocate it
+    with pytest.raises(tlw.ConfigError) as err:
+        tlw.create_model(SMALL, 10**9, weights=weights)
+    text = str(err.value)
+    assert "num_classes=1,000,000,000" in text and "TB" in text, text
+    assert "len(data.classes)" in text and "memory" in text, text
+
+
+def test_a_large_but_real_class_count_still_works():
+    # ImageNet-21k's 21,843 classes: far below any memory limit, no check in the way
+    model = tlw.create_model(SMALL, 21_843, weights="none")
+    assert model.get_classifier().out_features == 21_843

@@ -320,6 +320,49 @@ def _check_num_classes(num_classes: Any) -> int:
     return num_classes
 
 
+# Class counts above this are checked against memory before the model is built: real ones stay
+# far below it (ImageNet-21k has 21,843), and the check builds the model on the meta device.
+_CHECKED_NUM_CLASSES = 100_000
+
+
+def _size_text(n_bytes: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n_bytes >= size:
+            return f"{n_bytes / size:,.1f} {unit}"
+    return f"{n_bytes:,.0f} bytes"
+
+
+def _check_fits_in_memory(timm_name: str, num_classes: int, kwargs: dict[str, Any]) -> None:
+    """Refuse a model whose parameters would take more than half of this machine's memory
+    (a classifier of num_classes=10**9 is terabytes), before anything is allocated."""
+    if num_classes <= _CHECKED_NUM_CLASSES:
+        return
+    import timm
+
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            meta = timm.create_model(timm_name, num_classes=num_classes, **kwargs)
+    except Exception:  # noqa: BLE001 - the real build reports bad arguments itself
+        return
+    n_bytes = sum(t.numel() * t.element_size() for t in meta.state_dict().values())
+    get = getattr(meta, "get_classifier", None)
+    head = get() if callable(get) else None
+    head_params = sum(p.numel() for p in head.parameters()) if isinstance(head, nn.Module) else 0
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume 64 GB
+        memory = 64 * 10**9
+    if n_bytes <= memory / 2:
+        return
+    raise ConfigError(
+        f"num_classes={num_classes:,} would give {model_label(meta)} a classifier of "
+        f"{head_params:,} weights: the model would take {_size_text(n_bytes)}, and this "
+        f"machine has {_size_text(memory)} of memory (tlwidgets refuses a model larger than half "
+        f"of it before allocating anything). A classifier has one output per class of your "
+        f"data: use num_classes=len(data.classes)."
+    )
+
+
 def _build(
     timm_name: str, num_classes: int, kwargs: dict[str, Any], overlay_file: Path | None = None
 ) -> nn.Module:
@@ -429,7 +472,10 @@ def create_model(
 
     The model keeps timm's ``pretrained_cfg`` (mean, std, input_size, crop_pct) for the data
     pipeline, and the :class:`LoadReport` of its weights as ``model.tlw_load_report`` (None for
-    random init). Extra keyword arguments go to ``timm.create_model``.
+    random init). Extra keyword arguments go to ``timm.create_model``. A ``num_classes`` above
+    100,000 is first checked on the meta device: a model that would take more than half of this
+    machine's memory (``num_classes=10**9`` is a 4 TB classifier) is a
+    :class:`~tlwidgets.errors.ConfigError` before anything is allocated.
 
     ``head_init``: how a head that did not come from the weights starts. ``"zero"`` (default,
     as in Big Transfer) starts from uniform predictions, loss ln(num_classes). ``"timm"`` keeps
@@ -499,6 +545,7 @@ def _create_model(
     arch, _, full_name = _resolve_name(name)
     timm_name = full_name or arch
     model_args = (timm_name, num_classes, timm_kwargs)
+    _check_fits_in_memory(timm_name, num_classes, timm_kwargs)
 
     if isinstance(weights, (str, os.PathLike)) and str(weights) in WEIGHTS_MODES:
         mode = str(weights)
