@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -107,10 +108,14 @@ def test_dashboard_shows_a_finished_run(trainer_factory):
     assert dash.lr_line.y.ndim in (1, 2) and len(dash.lr_line.x) == steps
     # evaluation view: a confusion matrix over the 3 classes
     assert dash.evaluation is not None
-    heatmaps = [m for child in _walk(dash.eval_box) for m in getattr(child, "marks", [])
-                if type(m).__name__ == "GridHeatMap"]
-    assert heatmaps and heatmaps[0].color.shape == (3, 3)
-    assert heatmaps[0].color.sum() == len(trainer.data.valid_ds)
+    view = dash.confusion_view
+    assert view is not None and view in list(_walk(dash.eval_box))
+    assert view.counts.shape == (3, 3)
+    assert view.counts.sum() == len(trainer.data.valid_ds)
+    # every cell of the page's table shows its count
+    cells = re.findall(r"data-count='(\d+)'[^>]*>(\d+)</td>", view.table.value)
+    assert len(cells) == 9 and all(a == b for a, b in cells)
+    assert sum(int(a) for a, _ in cells) == len(trainer.data.valid_ds)
     dash.close()
 
 
@@ -244,4 +249,119 @@ def test_overlays_are_labelled_with_the_trainers_name(trainer_factory):
         dash = TrainingDashboard(trainer_factory(epochs=1), compare=[first], evaluate=False)
         assert list(dash.compare_loss.labels) == ["from scratch"]
         assert tlw.RunRecord.from_trainer(first).label == "from scratch"
+    dash.close()
+
+
+# ---------------------------------------------------------------- issue 11/12: inputs and labels
+@pytest.mark.parametrize("kwargs, match", [
+    ({"refresh_hz": "fast"}, "refresh_hz"),
+    ({"refresh_hz": math.nan}, "refresh_hz"),
+    ({"max_points": None}, "max_points"),
+    ({"max_points": 5.5}, "max_points"),
+    ({"smoothing": 1.0}, "smoothing"),
+    ({"mistakes": -1}, "mistakes"),
+    ({"label": 3}, "label"),
+])
+def test_bad_arguments_are_refused_at_the_call(trainer_factory, kwargs, match):
+    trainer = trainer_factory()
+    with record_traffic(), pytest.raises(tlw.ConfigError, match=match):
+        TrainingDashboard(trainer, **kwargs)
+
+
+@pytest.mark.parametrize("field, text, words", [
+    ("epochs_input", "-5", "at least 1"),
+    ("epochs_input", "0", "at least 1"),
+    ("epochs_input", "", "empty"),
+    ("epochs_input", "2.5", "whole number"),
+    ("epochs_input", "1e9", "more than 10,000"),
+    ("lr_input", "-5", "greater than 0"),
+    ("lr_input", "0", "greater than 0"),
+    ("lr_input", "", "empty"),
+    ("lr_input", "1e9", "above 10"),
+    ("lr_input", "fast", "a number"),
+])
+def test_fields_refuse_what_they_cannot_use_and_do_not_start(trainer_factory, field, text,
+                                                             words):
+    trainer = trainer_factory(epochs=2, lr=3e-3)
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        getattr(dash, field).value = text
+        assert words in dash.inputs_message.value  # shown as soon as it is typed
+        dash.controls.press("start")
+        assert "Not started" in dash.inputs_message.value and words in dash.inputs_message.value
+        assert "tlw-invalid" in getattr(dash, field)._dom_classes
+        time.sleep(0.2)
+        assert trainer.state == "idle" and trainer.progress()["step"] == 0
+        assert (trainer.epochs, trainer.lr) == (2, 3e-3)  # nothing was clamped into the trainer
+        # fixed, the same press starts the run with the typed value
+        getattr(dash, field).value = "1" if field == "epochs_input" else "0.001"
+        assert dash.inputs_message.value == ""
+        dash.controls.press("start")
+        assert trainer.wait(timeout=120) == "finished"
+        assert trainer.epochs == 1 if field == "epochs_input" else trainer.lr == 1e-3
+    dash.close()
+
+
+def test_after_stop_the_label_says_where_the_run_stopped(trainer_factory):
+    trainer = trainer_factory(epochs=5)
+    trainer.subscribe(lambda e: trainer.stop() if e.kind == "step" and e.data["step"] == 8
+                      else None)
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        trainer.start()
+        assert trainer.wait(timeout=120) == "stopped"
+        _wait_state(dash, "stopped")
+        time.sleep(0.3)
+        dash.flush()
+    last = trainer.steps.iloc[-1]
+    spe = trainer.progress()["steps_per_epoch"]
+    done = len(trainer.history)
+    where = f"stopped in epoch {int(last['epoch'])}/5 at step {int(last['batch'])}/{spe}"
+    assert where in dash.progress_label.value, dash.progress_label.value
+    assert f"{done} epoch" in dash.progress_label.value
+    assert int(last["epoch"]) == done + 1  # mid-epoch: the completed count alone would mislead
+    dash.close()
+
+
+def test_a_run_appears_once_in_compare_mode_under_its_label(trainer_factory):
+    first = trainer_factory(epochs=1, name="resnet · random · all (once)")
+    with record_traffic():
+        dash1 = TrainingDashboard(first, evaluate=False)
+        first.fit()
+        _wait_state(dash1, "finished")
+        time.sleep(0.3)
+        second = trainer_factory(epochs=1, name="resnet · random · head (once)")
+        # the run's own dashboard recorded it; compare=[trainer] must not add a second copy
+        dash2 = TrainingDashboard(second, compare=[first, tlw.RunRecord.from_trainer(first)],
+                                  evaluate=False)
+        dash2.compare(first)
+        dash2.flush()
+    labels = [label for label, _ in dash2.compare_select.options]
+    assert labels.count("resnet · random · all (once)") == 1, labels
+    assert [r.label for r in recorded_runs()].count("resnet · random · all (once)") == 1
+    assert list(dash2.compare_loss.labels) == ["resnet · random · all (once)"]
+    # legends: this run's label first, the overlaid run's label once
+    assert "resnet · random · head (once)" in dash2.loss_legend.value
+    assert dash2.loss_legend.value.count("resnet · random · all (once)</span>") == 1
+    assert dash2.acc_legend.value.count("resnet · random · all (once)</span>") == 1
+    # and the current run's own legend carries its label
+    assert "resnet · random · all (once)" in dash1.loss_legend.value
+    dash1.close()
+    dash2.close()
+
+
+def test_lr_legend_names_the_param_groups(trainer_factory):
+    trainer = trainer_factory(epochs=1)
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        dash._publisher.close()
+        for step in range(1, 5):
+            dash._on_event(TrainerEvent("step", {"step": step, "loss": 1.0,
+                                                 "lrs": [1e-4 * step, 1e-3 * step]}))
+        dash.flush()
+    names = getattr(trainer, "param_group_names", None)
+    expected = [str(n) for n in names] if names and len(names) == 2 else ["group 0", "group 1"]
+    shown = re.findall(r"white-space:nowrap;max-width:280px'>([^<]*)</span>", dash.lr_legend.value)
+    assert shown == expected  # one entry per plotted line, in the order of the lrs
+    assert list(dash.lr_line.labels) == expected
     dash.close()

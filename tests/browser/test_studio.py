@@ -118,16 +118,16 @@ def test_the_studio_runs_its_six_tabs_end_to_end(open_notebook):
     t = time.monotonic()
     open_tab(page, "Evaluate")
     page.wait_for_function(
-        "() => document.querySelectorAll('.tlw-studio rect.heatmapcell').length > 0",
+        "() => document.querySelectorAll('.tlw-studio .tlw-cm td.tlw-cm-cell').length > 0",
         timeout=120_000,
     )
     classes = json.loads(nb.kernel("import json; print(json.dumps(list(studio.data.classes)))"))
     # The evaluation view is shown twice (the dashboard's own tab in Train, and here): count
     # the cells of the visible one.
     cells = page.evaluate(
-        """() => Array.from(document.querySelectorAll('.tlw-studio .bqplot.figure'))
-             .filter(f => f.offsetParent !== null && f.querySelector('rect.heatmapcell'))
-             .map(f => f.querySelectorAll('rect.heatmapcell').length)"""
+        """() => Array.from(document.querySelectorAll('.tlw-studio .tlw-cm'))
+             .filter(m => m.offsetParent !== null)
+             .map(m => m.querySelectorAll('td.tlw-cm-cell').length)"""
     )
     assert cells == [len(classes) ** 2] == [16], cells
     page.mouse.move(0, 0)

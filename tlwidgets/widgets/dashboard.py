@@ -15,71 +15,28 @@ travels to the browser stays bounded however long the run is, and arrays travel 
 from __future__ import annotations
 
 import html
-import io
-import itertools
 import math
 import threading
 import time
-import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 
 from ..errors import ConfigError
+from ._charts import Charts
+from ._evaluation_view import ConfusionMatrixView, evaluation_widgets
+from ._inputs import RunInputs, check_int, check_number
+from ._publisher import Publisher
+from ._runs import RunRecord, find_label, next_run_id, recorded_runs, register, run_label, weak_ref
 from ._series import LossSeries, decimate_minmax, decimate_stride
+from ._status_text import epoch_table_html, fmt_bytes, fmt_duration, where_parts
 from .run_controls import STATES, RunControls
 
-__all__ = ["TrainingDashboard", "RunRecord", "recorded_runs"]
+__all__ = ["RunRecord", "TrainingDashboard", "recorded_runs"]
 
 TERMINAL = ("finished", "stopped", "failed")
-_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
-
-
-@dataclass
-class RunRecord:
-    """The curves of one run, kept so later runs can be overlaid on them."""
-
-    label: str
-    step_x: np.ndarray
-    smooth_loss: np.ndarray
-    epoch_step: np.ndarray
-    epoch: np.ndarray
-    valid_loss: np.ndarray
-    accuracy: np.ndarray
-    run_id: int = field(default_factory=lambda: next(_RUN_IDS))
-
-    @classmethod
-    def from_trainer(cls, trainer: Any, label: str | None = None, beta: float = 0.9) -> RunRecord:
-        """Build a record from a trainer's ``steps`` and ``history`` DataFrames."""
-        steps, hist = trainer.steps, trainer.history
-        series = LossSeries(beta)
-        for s, loss in zip(_col(steps, "step"), _col(steps, "loss")):
-            series.append(float(s), float(loss))
-        x, _, smooth = series.arrays()
-        epoch_step = _col(hist, "step") if "step" in getattr(hist, "columns", ()) else np.array([])
-        return cls(
-            label=label or _default_label(trainer),
-            step_x=x,
-            smooth_loss=smooth,
-            epoch_step=np.asarray(epoch_step, dtype=float),
-            epoch=np.asarray(_col(hist, "epoch"), dtype=float),
-            valid_loss=np.asarray(_col(hist, "valid_loss"), dtype=float),
-            accuracy=np.asarray(_col(hist, "accuracy"), dtype=float),
-        )
-
-
-_RUN_IDS = itertools.count(1)
-_RUNS: list[RunRecord] = []  # the runs this kernel session has seen end, newest last
-_MAX_RUNS = 20
-
-
-def recorded_runs() -> list[RunRecord]:
-    """The runs that ended in this session (newest last), which dashboards can overlay."""
-    return list(_RUNS)
 
 
 def _col(df: Any, name: str) -> np.ndarray:
@@ -88,36 +45,16 @@ def _col(df: Any, name: str) -> np.ndarray:
     return df[name].to_numpy(dtype=float, na_value=np.nan)
 
 
-def _default_label(trainer: Any) -> str:
-    name = getattr(trainer, "name", None)
-    if name:
-        return str(name)
-    model = getattr(trainer, "model", None)
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    return str(cfg.get("architecture") or type(model).__name__)
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-def _fmt_bytes(n: float | None) -> str:
-    if n is None or not math.isfinite(n):
-        return "–"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit in ("B", "KB") else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
 def _f32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _error_div(title: str, text: str) -> str:
+    return (
+        "<div style='color:var(--jp-error-color1,#d32f2f);border:1px solid "
+        "var(--jp-error-color1,#d32f2f);padding:6px 10px;border-radius:4px;"
+        f"white-space:pre-wrap'><b>{html.escape(title)}</b> {html.escape(text)}</div>"
+    )
 
 
 class _Buffers:
@@ -133,6 +70,8 @@ class _Buffers:
         self.error: str | None = None
         self.img_s = math.nan
         self.last_step = -1.0
+        self.last_epoch = 0  # the epoch (1-based) and batch of the last step event
+        self.last_batch = 0
         self.step_version = 0
         self.epoch_version = 0
         self.state_version = 0
@@ -144,6 +83,7 @@ class _Buffers:
         self.epochs.clear()
         self.error = None
         self.last_step = -1.0
+        self.last_epoch = self.last_batch = 0
         self.step_version += 1
         self.epoch_version += 1
 
@@ -156,22 +96,26 @@ class TrainingDashboard(widgets.VBox):
     trainer:
         The trainer to watch and control. The dashboard holds no training state of its own.
     label:
-        Name of this run in comparisons (default: the trainer's name or the architecture).
+        Name of this run in legends and comparisons (default: the trainer's ``name``, which
+        tells runs apart: architecture, pretrained or random weights, what is trained).
     compare:
         Earlier runs to overlay: trainers, :class:`RunRecord`\\ s, or labels of runs that ended in
-        this session (see :func:`recorded_runs`).
+        this session (see :func:`recorded_runs`). A run already recorded is not added twice.
     refresh_hz:
-        How often the publisher pushes to the browser while training (2–5 is sensible).
+        How often the publisher pushes to the browser while training (0.2–20; 2–5 is sensible).
     max_points:
-        Upper bound on points per plotted series; longer series are decimated.
+        Upper bound on points per plotted series (an int, at least 10); longer series are
+        decimated.
     smoothing:
         Beta of the debiased moving average of the training loss. 0.9 follows a short
         workshop run closely; fastai's 0.98 lags by ~50 steps, longer than many such runs.
     evaluate:
         Compute the confusion matrix and the worst mistakes when a run ends.
+    mistakes:
+        How many of the worst mistakes the Evaluation tab shows.
 
-    >>> dash = TrainingDashboard(trainer)          # doctest: +SKIP
-    >>> dash                                      # doctest: +SKIP
+    >>> dash = TrainingDashboard(trainer, compare=[scratch_trainer])   # doctest: +SKIP
+    >>> dash                                                         # doctest: +SKIP
     """
 
     def __init__(
@@ -191,25 +135,29 @@ class TrainingDashboard(widgets.VBox):
                 f"TrainingDashboard needs a tlwidgets.Trainer, got {type(trainer).__name__}. "
                 "Create one with tlw.Trainer(model, data) and pass it in."
             )
-        if not 0.2 <= refresh_hz <= 20:
-            raise ConfigError(f"refresh_hz must be between 0.2 and 20, got {refresh_hz}.")
-        if max_points < 10:
-            raise ConfigError(f"max_points must be at least 10, got {max_points}.")
-        if not 0.0 <= smoothing < 1.0:
-            raise ConfigError(f"smoothing must be in [0, 1), got {smoothing}.")
+        self.refresh_hz = check_number("refresh_hz", refresh_hz, 0.2, 20, 2.5)
+        self.max_points = check_int("max_points", max_points, 10, 1000)
+        smoothing = check_number("smoothing", smoothing, 0.0, 1.0, 0.9, hi_open=True)
+        self.mistakes = check_int("mistakes", mistakes, 0, 8)
+        if not isinstance(evaluate, bool):
+            raise ConfigError(f"evaluate must be True or False, got {evaluate!r}.")
+        if label is not None and not isinstance(label, str):
+            raise ConfigError(f"label must be a string such as 'pretrained, head only', "
+                              f"got {label!r}.")
+        if isinstance(compare, (str, RunRecord)) or hasattr(compare, "subscribe"):
+            compare = [compare]  # one run given on its own
         self.trainer = trainer
-        self.label = label or _default_label(trainer)
-        self.max_points = int(max_points)
-        self.refresh_hz = float(refresh_hz)
+        self.label = label or run_label(trainer)
         self.evaluate_on_end = evaluate
-        self.mistakes = int(mistakes)
         self.evaluation: Any = None
+        self.confusion_view: ConfusionMatrixView | None = None
         self._buf = _Buffers(smoothing)
         self._sent = {"step": -1, "epoch": -1, "state": -1, "compare": -1}
         self._compare_version = 0
         # not "_compare": that name is the Widget method traitlets uses to compare values (repr)
         self._overlays: list[RunRecord] = []
-        self._run_id = next(_RUN_IDS)
+        self._run_id = next_run_id()
+        self._shown_run: int | None = None
         self._evaluated_run: int | None = None
         self._flush_lock = threading.Lock()
         self._lr_pushed = -math.inf
@@ -220,33 +168,21 @@ class TrainingDashboard(widgets.VBox):
         for item in compare:
             self.compare(item)
 
-        self._publisher = _Publisher(self, self.refresh_hz)
-        # display=True: the dashboard shows progress, so the trainer prints none to the console
-        self._unsubscribe = trainer.subscribe(self._on_event, display=True)
+        self._publisher = Publisher(self, self.refresh_hz)
+        self._unsubscribe = trainer.subscribe(self._on_event)
         self.controls.on_action(self._on_action)
         super().__init__(children=self._layout(), layout=widgets.Layout(width="100%"))
         self.add_class("tlw-dashboard")
+        self._draw_legends()
         self.flush()
 
     # ----------------------------------------------------------------- building the view
     def _build_widgets(self) -> None:
         t = self.trainer
         self.controls = RunControls(state=str(getattr(t, "state", "idle")))
-        epochs0 = int(getattr(t, "epochs", 1) or 1)
-        lr = getattr(t, "lr", 1e-3) or 1e-3
-        lr0 = float(lr.stop if isinstance(lr, slice) else lr)  # discriminative: the head's rate
-        self._inputs_shown = (epochs0, lr0)
-        # The bounds include the trainer's own values: a bounded field clamps its value, and
-        # Start copies the fields into the trainer, so a tighter bound would change the run.
-        self.epochs_input = widgets.BoundedIntText(
-            value=epochs0, min=1, max=max(10_000, epochs0), description="Epochs",
-            layout=widgets.Layout(width="150px"), style={"description_width": "50px"},
-        )
-        self.lr_input = widgets.BoundedFloatText(
-            value=lr0, min=min(1e-8, lr0), max=max(10.0, lr0), step=1e-4,
-            description="LR", layout=widgets.Layout(width="170px"),
-            style={"description_width": "30px"},
-        )
+        self.inputs = RunInputs(t)
+        self.epochs_input, self.lr_input = self.inputs.epochs_input, self.inputs.lr_input
+        self.inputs_message = self.inputs.message
         self.log_toggle = widgets.ToggleButton(
             value=False, description="log loss", tooltip="Log scale for the loss axis",
             layout=widgets.Layout(width="90px"),
@@ -258,88 +194,16 @@ class TrainingDashboard(widgets.VBox):
         self.progress_label = widgets.Label("")
         self.error_box = widgets.HTML("", layout=widgets.Layout(display="none"))
 
-        # loss per step: raw (faint), smoothed, validation per epoch, epoch marks, comparisons
-        self._x_steps = bq.LinearScale()
-        self._y_loss_lin = bq.LinearScale()
-        self._y_loss_log = bq.LogScale()
-        self._y_marks = bq.LinearScale(min=0.0, max=1.0)
-        ys = {"x": self._x_steps, "y": self._y_loss_lin}
-        self.raw_line = bq.Lines(
-            x=[], y=[], scales=ys, colors=[_COLORS[0]], opacities=[0.25], stroke_width=1,
-            labels=["train (raw)"],
-        )
-        self.smooth_line = bq.Lines(
-            x=[], y=[], scales=ys, colors=[_COLORS[0]], stroke_width=2, labels=["train"],
-            display_legend=True,
-        )
-        self.valid_line = bq.Lines(
-            x=[], y=[], scales=ys, colors=[_COLORS[1]], marker="circle", marker_size=24,
-            labels=["valid"], display_legend=True,
-        )
-        self.epoch_marks = bq.Lines(
-            x=[], y=[], scales={"x": self._x_steps, "y": self._y_marks}, colors=["#999999"],
-            line_style="dashed", stroke_width=1, opacities=[0.6],
-        )
-        self.compare_loss = bq.Lines(
-            x=[], y=[], scales=ys, line_style="dashed", stroke_width=1.5, display_legend=True,
-            colors=_COLORS[2:],
-        )
-        self._x_axis_loss = bq.Axis(scale=self._x_steps, label="step")
-        self._y_axis_loss = bq.Axis(
-            scale=self._y_loss_lin, side="left", label="loss", tick_format=".3g",
-            label_offset="45px",
-        )
-        self.loss_figure = bq.Figure(
-            marks=[self.compare_loss, self.raw_line, self.smooth_line, self.valid_line,
-                   self.epoch_marks],
-            axes=[self._x_axis_loss, self._y_axis_loss], title="Loss",
-            legend_location="top-right", animation_duration=0,
-            fig_margin={"top": 40, "bottom": 40, "left": 65, "right": 15},
-            layout=widgets.Layout(width="100%", height="300px", min_width="320px"),
-        )
-
-        # accuracy per epoch
-        self._x_epochs = bq.LinearScale(min=0.0)
-        self._x_axis_epochs = bq.Axis(scale=self._x_epochs, label="epoch", tick_format="d")
-        self._y_acc = bq.LinearScale(min=0.0, max=1.0)
-        acc_scales = {"x": self._x_epochs, "y": self._y_acc}
-        self.acc_line = bq.Lines(
-            x=[], y=[], scales=acc_scales, colors=[_COLORS[1]], marker="circle", marker_size=24,
-            labels=["accuracy"], display_legend=True,
-        )
-        self.compare_acc = bq.Lines(
-            x=[], y=[], scales=acc_scales, line_style="dashed", stroke_width=1.5,
-            display_legend=True, colors=_COLORS[2:], marker="circle", marker_size=16,
-        )
-        self.acc_figure = bq.Figure(
-            marks=[self.compare_acc, self.acc_line],
-            axes=[self._x_axis_epochs,
-                  bq.Axis(scale=self._y_acc, side="left", label="valid accuracy",
-                          tick_format=".0%", label_offset="40px")],
-            title="Validation accuracy", legend_location="bottom-right", animation_duration=0,
-            fig_margin={"top": 40, "bottom": 40, "left": 55, "right": 15},
-            layout=widgets.Layout(width="100%", height="300px", min_width="280px"),
-        )
-
-        # learning rate per parameter group
-        self._y_lr = bq.LinearScale(min=0.0)
-        self.lr_line = bq.Lines(
-            x=[], y=[], scales={"x": self._x_steps, "y": self._y_lr}, stroke_width=1.5,
-            colors=_COLORS, display_legend=True,
-        )
-        self.lr_figure = bq.Figure(
-            marks=[self.lr_line],
-            axes=[bq.Axis(scale=self._x_steps, label="step"),
-                  bq.Axis(scale=self._y_lr, side="left", label="learning rate",
-                          tick_format=".1e", label_offset="55px")],
-            title="Learning rate per group", legend_location="top-right", animation_duration=0,
-            fig_margin={"top": 40, "bottom": 40, "left": 75, "right": 15},
-            layout=widgets.Layout(width="100%", height="240px", min_width="280px"),
-        )
+        # Legends are HTML rows under each figure: bqplot's sit inside the plot, on the data.
+        self.charts = Charts()
+        for name in ("raw_line", "smooth_line", "valid_line", "epoch_marks", "compare_loss",
+                     "loss_figure", "loss_legend", "acc_line", "compare_acc", "acc_figure",
+                     "acc_legend", "lr_line", "lr_figure", "lr_legend"):
+            setattr(self, name, getattr(self.charts, name))
 
         self.epoch_table = widgets.HTML("<i>No epoch finished yet.</i>")
         self.compare_select = widgets.SelectMultiple(
-            options=[], rows=5, description="Overlay", layout=widgets.Layout(width="420px"),
+            options=[], rows=5, description="Overlay", layout=widgets.Layout(width="520px"),
         )
         self.compare_select.observe(self._on_compare_select, "value")
         self._refresh_compare_options()
@@ -349,8 +213,10 @@ class TrainingDashboard(widgets.VBox):
         self.tabs = widgets.Tab(children=[
             self.epoch_table,
             widgets.VBox([self.compare_select, widgets.HTML(
-                "<small>Overlay earlier runs of this session (dashed): pretrained vs from "
-                "scratch, frozen vs unfrozen.</small>")]),
+                "<small>Overlay earlier runs of this session (dashed), each once, under its "
+                "label: pretrained vs from scratch, head only vs all layers. "
+                "<code>TrainingDashboard(trainer, compare=[other_trainer])</code> does the same "
+                "from code.</small>")]),
             self.eval_box,
         ])
         for i, title in enumerate(["Epochs", "Compare runs", "Evaluation"]):
@@ -358,7 +224,8 @@ class TrainingDashboard(widgets.VBox):
 
     def _layout(self) -> list[widgets.Widget]:
         header = widgets.HBox(
-            [self.controls, self.epochs_input, self.lr_input, self.log_toggle],
+            [self.controls, self.epochs_input, self.lr_input, self.log_toggle,
+             self.inputs_message],
             layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
         )
         status = widgets.HBox(
@@ -366,10 +233,15 @@ class TrainingDashboard(widgets.VBox):
             layout=widgets.Layout(align_items="center", flex_flow="row wrap"),
         )
         plots = widgets.GridBox(
-            [self.loss_figure, self.acc_figure],
+            [widgets.VBox([self.loss_figure, self.loss_legend]),
+             widgets.VBox([self.acc_figure, self.acc_legend])],
             layout=widgets.Layout(grid_template_columns="3fr 2fr", width="100%"),
         )
-        return [header, status, self.error_box, plots, self.lr_figure, self.tabs]
+        lr = widgets.VBox([self.lr_figure, self.lr_legend])
+        return [header, status, self.error_box, plots, lr, self.tabs]
+
+    def _draw_legends(self) -> None:
+        self.charts.draw_legends(self.label, list(self._overlays))
 
     def _load_existing(self) -> None:
         """Show what the trainer already has (created after or between runs, or resumed)."""
@@ -379,6 +251,10 @@ class TrainingDashboard(widgets.VBox):
         for s, loss in zip(_col(steps, "step"), _col(steps, "loss")):
             b.loss.append(float(s), float(loss))
             b.last_step = float(s)
+        for key, attr in (("epoch", "last_epoch"), ("batch", "last_batch")):
+            col = _col(steps, key)
+            if len(col) and math.isfinite(col[-1]):
+                setattr(b, attr, int(col[-1]))
         if hist is not None and len(getattr(hist, "index", ())):
             for row in hist.to_dict("records"):
                 b.epochs.append(self._epoch_row(row))
@@ -408,6 +284,9 @@ class TrainingDashboard(widgets.VBox):
                     b.lrs.append([float(v) for v in lrs])
                 if data.get("img_s") is not None:
                     b.img_s = float(data["img_s"])
+                for key, attr in (("epoch", "last_epoch"), ("batch", "last_batch")):
+                    if data.get(key) is not None:
+                        setattr(b, attr, int(data[key]))
                 b.last_step = step
                 b.step_version += 1
             elif kind == "epoch":
@@ -443,23 +322,22 @@ class TrainingDashboard(widgets.VBox):
                                     "seconds")}
 
     def _archive_locked(self) -> RunRecord | None:
-        """Keep the current run's curves for comparisons (caller holds the buffer lock)."""
+        """Record the current run's curves for comparisons (caller holds the buffer lock)."""
         b = self._buf
         if len(b.loss) == 0 and not b.epochs:
             return None
         x, _, smooth = b.loss.arrays()
         ep = b.epochs
-        rec = RunRecord(
-            label=f"{self.label} #{self._run_id}",
+        rec = register(RunRecord(
+            label=self.label,
             step_x=x, smooth_loss=smooth,
             epoch_step=np.array([r["step"] for r in ep], dtype=float),
             epoch=np.array([r["epoch"] for r in ep], dtype=float),
             valid_loss=np.array([r["valid_loss"] for r in ep], dtype=float),
             accuracy=np.array([r["accuracy"] for r in ep], dtype=float),
-            run_id=self._run_id,
-        )
-        _RUNS[:] = [r for r in _RUNS if r.run_id != rec.run_id][-(_MAX_RUNS - 1):] + [rec]
-        self._run_id = next(_RUN_IDS)
+            run_id=self._run_id, last_step=b.last_step, trainer_ref=weak_ref(self.trainer),
+        ))
+        self._run_id = next_run_id()
         return rec
 
     # ----------------------------------------------------------------- commands (kernel thread)
@@ -467,7 +345,8 @@ class TrainingDashboard(widgets.VBox):
         t = self.trainer
         try:
             if action == "start":
-                self._apply_inputs()
+                if not self._apply_inputs():
+                    return  # the message beside the fields says why; nothing started
                 t.start()
             elif action == "pause":
                 t.pause()
@@ -481,52 +360,38 @@ class TrainingDashboard(widgets.VBox):
                 self._buf.state_version += 1
             self._publisher.kick()
 
-    def _apply_inputs(self) -> None:
-        # Only what the user edited goes to the trainer, so a value set in code (a slice of
-        # discriminative rates, say) survives a press of Start.
-        t = self.trainer
-        epochs, lr = int(self.epochs_input.value), float(self.lr_input.value)
-        shown_epochs, shown_lr = self._inputs_shown
-        if hasattr(t, "epochs") and epochs != shown_epochs:
-            t.epochs = epochs
-        if hasattr(t, "lr") and lr != shown_lr:
-            old = t.lr
-            if isinstance(old, slice) and old.start and old.stop:
-                t.lr = slice(old.start * lr / old.stop, lr)  # keep the ratio between groups
-            else:
-                t.lr = lr
-        self._inputs_shown = (epochs, lr)
+    def _apply_inputs(self) -> bool:
+        return self.inputs.apply(self.trainer)
 
     def _on_log_toggle(self, change: dict[str, Any]) -> None:
-        y = self._y_loss_log if change["new"] else self._y_loss_lin
-        for mark in (self.raw_line, self.smooth_line, self.valid_line, self.compare_loss):
-            mark.scales = {"x": self._x_steps, "y": y}
-        self._y_axis_loss.scale = y
+        self.charts.set_log(bool(change["new"]))
 
     # ----------------------------------------------------------------- comparisons
     def compare(self, run: Any) -> RunRecord:
         """Overlay another run: a trainer, a :class:`RunRecord`, or the label of an ended run.
 
+        A run shows once however it is given (its dashboard's record, a trainer, a record).
+
         >>> dash.compare(scratch_trainer)   # doctest: +SKIP
         """
         if isinstance(run, RunRecord):
-            rec = run
+            rec = register(run)
         elif isinstance(run, str):
-            matches = [r for r in _RUNS if r.label == run]
-            if not matches:
-                known = ", ".join(r.label for r in _RUNS) or "none yet"
+            found = find_label(run)
+            if found is None:
+                known = ", ".join(r.label for r in recorded_runs()) or "none yet"
                 raise ConfigError(f"No ended run is labelled {run!r}. Runs in this session: {known}.")
-            rec = matches[-1]
+            rec = found
         elif hasattr(run, "steps") and hasattr(run, "history"):
             rec = RunRecord.from_trainer(run, beta=self._buf.loss.beta)
         else:
             raise ConfigError(
                 f"compare() takes a Trainer, a RunRecord or a run label, not {type(run).__name__}."
             )
+        if rec.run_id in (self._run_id, self._shown_run):
+            return rec  # the run this dashboard shows itself
         if all(r.run_id != rec.run_id for r in self._overlays):
             self._overlays.append(rec)
-        if all(r.run_id != rec.run_id for r in _RUNS):
-            _RUNS.append(rec)
         self._refresh_compare_options()
         self._compare_version += 1
         self._publisher_kick()
@@ -538,8 +403,8 @@ class TrainingDashboard(widgets.VBox):
             pub.kick()
 
     def _refresh_compare_options(self) -> None:
-        shown = (self._run_id, getattr(self, "_shown_run", None))
-        options = [(r.label, r.run_id) for r in _RUNS if r.run_id not in shown]
+        shown = (self._run_id, self._shown_run)
+        options = [(r.label, r.run_id) for r in recorded_runs() if r.run_id not in shown]
         chosen = tuple(r.run_id for r in self._overlays if any(o[1] == r.run_id for o in options))
         self.compare_select.unobserve(self._on_compare_select, "value")
         try:
@@ -550,7 +415,7 @@ class TrainingDashboard(widgets.VBox):
 
     def _on_compare_select(self, change: dict[str, Any]) -> None:
         ids = set(change["new"])
-        self._overlays = [r for r in _RUNS if r.run_id in ids]
+        self._overlays = [r for r in recorded_runs() if r.run_id in ids]
         self._compare_version += 1
         self._publisher_kick()
 
@@ -574,6 +439,7 @@ class TrainingDashboard(widgets.VBox):
                 if epoch_changed:
                     epochs = [dict(r) for r in b.epochs]
                 state, error, img_s = b.state, b.error, b.img_s
+                where = (b.last_epoch, b.last_batch)
             compare_changed = self._compare_version != self._sent["compare"]
 
             if step_changed:
@@ -584,7 +450,7 @@ class TrainingDashboard(widgets.VBox):
                 self._push_state(state, error)
             if compare_changed:
                 self._push_compare()
-            self._push_progress(img_s)
+            self._push_progress(img_s, state, where)
             self._sent.update(step=versions[0], epoch=versions[1], state=versions[2],
                               compare=self._compare_version)
 
@@ -602,6 +468,8 @@ class TrainingDashboard(widgets.VBox):
             self.raw_line.x, self.raw_line.y = _f32(xr), _f32(yr)
         with self.smooth_line.hold_sync():
             self.smooth_line.x, self.smooth_line.y = _f32(xs), _f32(ys)
+        self.charts.loss_range("raw", yr)
+        self.charts.loss_range("smooth", ys)
         now = time.monotonic()
         if lrs.size and (final or now - self._lr_pushed >= 1.0):
             self._lr_pushed = now
@@ -612,15 +480,14 @@ class TrainingDashboard(widgets.VBox):
             if len(ys) > 1 and np.allclose(ys, ys[:1], rtol=1e-6, atol=0):
                 # groups on one schedule are one line: a legend of identical curves hides the plot
                 ys, names = ys[:1], [f"all {len(names)} groups" if len(names) > 1 else names[0]]
+            self.charts.lr_range(ys)
             with self.lr_line.hold_sync():
                 self.lr_line.x = _f32(lr_x[idx])
                 # one line goes as 1-D: bqplot squeezes a 1x1 array and then rejects it
                 self.lr_line.y = _f32(ys[0] if len(ys) == 1 else ys)
                 if list(self.lr_line.labels) != names:
                     self.lr_line.labels = names
-                legend = len(names) <= 6
-                if self.lr_line.display_legend != legend:
-                    self.lr_line.display_legend = legend
+            self.charts.draw_lr_legend(names)
 
     def _group_names(self, n: int) -> list[str]:
         names = getattr(self.trainer, "param_group_names", None)
@@ -638,6 +505,7 @@ class TrainingDashboard(widgets.VBox):
         ok = np.isfinite(steps) & np.isfinite(vloss)
         with self.valid_line.hold_sync():
             self.valid_line.x, self.valid_line.y = _f32(steps[ok]), _f32(vloss[ok])
+        self.charts.loss_range("valid", vloss[ok])
         ok = np.isfinite(ep) & np.isfinite(acc)
         with self.acc_line.hold_sync():
             self.acc_line.x, self.acc_line.y = _f32(ep[ok]), _f32(acc[ok])
@@ -648,22 +516,16 @@ class TrainingDashboard(widgets.VBox):
                 self.epoch_marks.y = _f32(np.tile([0.0, 1.0], (len(marks), 1)))
             else:
                 self.epoch_marks.x, self.epoch_marks.y = [], []
-        self.epoch_table.value = _epoch_table_html(epochs)
+        self.epoch_table.value = epoch_table_html(epochs)
 
     def _push_state(self, state: str, error: str | None) -> None:
         self.controls.state = state if state in STATES else "idle"
         editable = state not in ("running", "paused", "stopping")
-        self.epochs_input.disabled = not editable
-        self.lr_input.disabled = not editable
+        self.inputs.set_disabled(not editable)
         self.progress.bar_style = {"failed": "danger", "finished": "success",
                                    "stopped": "warning"}.get(state, "info")
         if error:
-            self.error_box.value = (
-                "<div style='color:var(--jp-error-color1,#d32f2f);border:1px solid "
-                "var(--jp-error-color1,#d32f2f);padding:6px 10px;border-radius:4px;"
-                "white-space:pre-wrap'><b>Training failed.</b> "
-                f"{html.escape(error)}</div>"
-            )
+            self.error_box.value = _error_div("Training failed.", error)
             self.error_box.layout.display = "block"
         else:
             self.error_box.value = ""
@@ -674,10 +536,11 @@ class TrainingDashboard(widgets.VBox):
             self._refresh_compare_options()
 
     def _archive_terminal(self) -> None:
-        if not any(r.run_id == self._run_id for r in _RUNS):
+        if not any(r.run_id == self._run_id for r in recorded_runs()):
             rec = self._archive_locked()
             if rec is not None:
                 self._shown_run = rec.run_id  # still on screen: not offered as an overlay
+                self._overlays = [r for r in self._overlays if r.run_id != rec.run_id]
 
     def _push_compare(self) -> None:
         recs = self._overlays
@@ -692,6 +555,7 @@ class TrainingDashboard(widgets.VBox):
                 self.compare_loss.labels = [r.label for r in recs]
             else:
                 self.compare_loss.x, self.compare_loss.y = [], []
+        self.charts.loss_range("compare", self.compare_loss.y if recs else [])
         with self.compare_acc.hold_sync():
             accs = [r for r in recs if len(r.accuracy)]
             if accs:
@@ -701,8 +565,10 @@ class TrainingDashboard(widgets.VBox):
                 self.compare_acc.labels = [r.label for r in accs]
             else:
                 self.compare_acc.x, self.compare_acc.y = [], []
+        self._draw_legends()
 
-    def _push_progress(self, img_s: float) -> None:
+    def _push_progress(self, img_s: float, state: str = "", where: tuple[int, int] = (0, 0)
+                       ) -> None:
         try:
             p = dict(self.trainer.progress())
         except Exception:  # a view must never break because a number is missing
@@ -714,24 +580,20 @@ class TrainingDashboard(widgets.VBox):
             self.progress.value = min(step, max(total, 1))
         # progress()["epoch"] is 1-based while a run is active and the count done otherwise
         ep, eps, spe = int(p.get("epoch") or 0), p.get("epochs"), p.get("steps_per_epoch")
-        if eps and self._x_epochs.max != float(eps):
-            self._x_epochs.max = float(eps)
+        x_epochs = self.charts.x_epochs
+        if eps and x_epochs.max != float(eps):
+            x_epochs.max = float(eps)
             # whole epochs only: d3's own ticks (1.5, 4.5, ...) printed as integers mislead
             every = next(k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, int(eps))
                          if int(eps) / k <= 8)
-            self._x_axis_epochs.tick_values = np.arange(0, int(eps) + 1, every, dtype=float)
-        parts = []
-        if eps:
-            parts.append(f"epoch {min(ep, int(eps))}/{int(eps)}")
-        if spe and step:
-            in_epoch = (step - 1) % int(spe) + 1
-            parts.append(f"step {in_epoch}/{int(spe)}")
-        parts.append(f"elapsed {_fmt_duration(p.get('elapsed'))}")
-        parts.append(f"ETA {_fmt_duration(p.get('eta'))}")
+            self.charts.x_axis_epochs.tick_values = np.arange(0, int(eps) + 1, every, dtype=float)
+        parts = where_parts(state, ep, eps, spe, step, where)
+        parts.append(f"elapsed {fmt_duration(p.get('elapsed'))}")
+        parts.append(f"ETA {fmt_duration(p.get('eta'))}")
         rate = p.get("img_s", img_s)
         parts.append(f"{rate:,.0f} img/s" if rate is not None and math.isfinite(rate)
                      else "– img/s")
-        parts.append(f"{p.get('device', '?')} · memory {_fmt_bytes(p.get('memory'))}")
+        parts.append(f"{p.get('device', '?')} · memory {fmt_bytes(p.get('memory'))}")
         text = " · ".join(parts)  # one label, so one message per refresh
         if self.progress_label.value != text:
             self.progress_label.value = text
@@ -749,7 +611,8 @@ class TrainingDashboard(widgets.VBox):
             )
             return
         # the view first: code that waits for .evaluation (another thread) then finds it built
-        self.eval_box.children = _evaluation_view(ev, self.trainer, self.mistakes)
+        children, self.confusion_view = evaluation_widgets(ev, self.trainer, self.mistakes)
+        self.eval_box.children = children
         self.evaluation = ev
 
     def _maybe_evaluate(self) -> None:
@@ -790,166 +653,3 @@ def _pad_to(a: np.ndarray, n: int) -> np.ndarray:
 def _pad_series(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = np.isfinite(y)
     return x[ok], y[ok]
-
-
-def _epoch_table_html(epochs: list[dict[str, float]]) -> str:
-    if not epochs:
-        return "<i>No epoch finished yet.</i>"
-
-    def cell(v: float, fmt: str) -> str:
-        return html.escape(format(v, fmt)) if math.isfinite(v) else "–"
-
-    rows = "".join(
-        "<tr>"
-        f"<td>{cell(r['epoch'], '.0f')}</td>"
-        f"<td>{cell(r['train_loss'], '.4f')}</td><td>{cell(r['valid_loss'], '.4f')}</td>"
-        f"<td>{cell(r['accuracy'] * 100, '.1f')}%</td><td>{cell(r['seconds'], '.1f')} s</td>"
-        "</tr>"
-        for r in epochs
-    )
-    return (
-        "<style>.tlw-epochs th, .tlw-epochs td {padding: 2px 12px}</style>"
-        "<table class='tlw-epochs' style='border-collapse:collapse;text-align:right'>"
-        "<thead><tr><th>epoch</th><th>train loss</th><th>valid loss</th><th>accuracy</th>"
-        f"<th>time</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
-
-
-def _evaluation_view(ev: Any, trainer: Any, k: int) -> list[widgets.Widget]:
-    confusion = ev.confusion
-    classes = [str(c) for c in confusion.index]
-    matrix = confusion.to_numpy(dtype=float)
-    acc = float(getattr(ev, "accuracy", math.nan))
-    header = widgets.HTML(
-        f"<b>Validation accuracy: {acc * 100:.1f}%</b> over {int(matrix.sum())} images."
-    )
-    heat = bq.GridHeatMap(
-        color=matrix, row=np.array(classes), column=np.array(classes),
-        scales={"row": bq.OrdinalScale(reverse=True), "column": bq.OrdinalScale(),
-                "color": bq.ColorScale(scheme="Blues")},
-    )
-    heat_fig = bq.Figure(
-        marks=[heat],
-        axes=[bq.Axis(scale=heat.scales["column"], label="predicted"),
-              bq.Axis(scale=heat.scales["row"], side="left", label="true")],
-        title="Confusion matrix", padding_y=0.0, animation_duration=0,
-        fig_margin={"top": 40, "bottom": 60, "left": 90, "right": 10},
-        layout=widgets.Layout(width="420px", height="380px"),
-    )
-    per_class = getattr(ev, "per_class", None)
-    recall = (per_class["recall"].to_numpy(dtype=float) if per_class is not None
-              and "recall" in per_class else np.diag(matrix) / np.maximum(matrix.sum(1), 1))
-    xs = bq.OrdinalScale()
-    bars = bq.Bars(x=np.array(classes), y=_f32(recall),
-                   scales={"x": xs, "y": bq.LinearScale(min=0.0, max=1.0)}, colors=[_COLORS[2]])
-    bars_fig = bq.Figure(
-        marks=[bars],
-        axes=[bq.Axis(scale=xs), bq.Axis(scale=bars.scales["y"], side="left",
-                                          tick_format=".0%")],
-        title="Per-class accuracy", animation_duration=0,
-        fig_margin={"top": 40, "bottom": 60, "left": 50, "right": 10},
-        layout=widgets.Layout(width="380px", height="380px"),
-    )
-    gallery = _mistakes_gallery(ev, trainer, k)
-    return [header, widgets.HBox([heat_fig, bars_fig], layout=widgets.Layout(
-        flex_flow="row wrap")), gallery]
-
-
-def _mistakes_gallery(ev: Any, trainer: Any, k: int) -> widgets.Widget:
-    try:
-        top = ev.top_losses(k * 3)
-    except Exception as err:
-        return widgets.Label(f"Worst mistakes unavailable: {err}")
-    if "predicted" in top and "true" in top:
-        top = top[top["predicted"] != top["true"]].head(k)
-    if not len(top):
-        return widgets.HTML("<b>No mistakes on the validation set.</b>")
-    data = getattr(trainer, "data", None)
-    cards = []
-    for row in top.to_dict("records"):
-        image = widgets.Label("(no image)")
-        idx = row.get("index")
-        if data is not None and idx is not None and hasattr(data, "raw_image"):
-            try:
-                pil = data.raw_image("valid", int(idx)).copy()
-                pil.thumbnail((112, 112))
-                png = io.BytesIO()
-                pil.save(png, format="PNG")
-                image = widgets.Image(value=png.getvalue(), format="png",
-                                      layout=widgets.Layout(width="112px", height="auto"))
-            except Exception as err:
-                image = widgets.Label(f"(image unavailable: {type(err).__name__})")
-        prob = row.get("probability", math.nan)
-        cards.append(widgets.VBox(
-            [image,
-             widgets.Label(f"true: {row.get('true')}"),
-             widgets.Label(f"predicted: {row.get('predicted')}"),
-             widgets.Label(f"p = {prob:.2f}" if isinstance(prob, float) else f"p = {prob}")],
-            layout=widgets.Layout(width="130px", margin="4px"),
-        ))
-    return widgets.VBox([
-        widgets.HTML("<b>Worst mistakes</b> (highest loss first)"),
-        widgets.HBox(cards, layout=widgets.Layout(flex_flow="row wrap")),
-    ])
-
-
-class _Publisher:
-    """Flushes a dashboard at most ``hz`` times a second while events arrive, then once more.
-
-    Holds the dashboard weakly so an unused dashboard can be garbage collected; sleeps without
-    waking when nothing happens.
-    """
-
-    def __init__(self, dash: TrainingDashboard, hz: float) -> None:
-        self._dash = weakref.ref(dash)
-        self._period = 1.0 / hz
-        self._cond = threading.Condition()
-        self._dirty = False
-        self._final = False
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="tlw-dashboard-publisher",
-                                         daemon=True)
-        self._thread.start()
-
-    def kick(self, final: bool = False) -> None:
-        with self._cond:
-            self._dirty = True
-            self._final = self._final or final
-            self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-
-    def _run(self) -> None:
-        last = 0.0
-        while True:
-            with self._cond:
-                while not self._dirty and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                final = self._final
-                wait = 0.0 if final else self._period - (time.monotonic() - last)
-            if wait > 0:
-                time.sleep(wait)
-            with self._cond:
-                self._dirty = False
-                final = final or self._final
-                self._final = False
-            dash = self._dash()
-            if dash is None:
-                return
-            try:
-                dash.flush(final=final)
-                if final:
-                    dash._maybe_evaluate()
-            except Exception as err:  # keep publishing; show the problem instead of dying
-                try:
-                    dash.error_box.value = html.escape(f"Dashboard update failed: {err!r}")
-                    dash.error_box.layout.display = "block"
-                except Exception:
-                    pass
-            del dash
-            last = time.monotonic()
