@@ -73,6 +73,12 @@ _LAZY = {
     "TrainerEvent": ".training",
     "LRFindResult": ".training",
     "Evaluation": ".evaluation",
+    # run folders, and runs on several processes (torchrun)
+    "RunFollower": ".training.run_follower",
+    "launch": ".launch",
+    "Job": ".launch",
+    "RunFolderError": ".errors",
+    "RecipeError": ".errors",
     # ranking backbones and layers on the user's data
     "logme": ".ranking",
     "knn_accuracy": ".ranking",
