@@ -414,3 +414,25 @@ def test_follower_says_when_the_process_stops_answering(tmp_path: Path) -> None:
     assert not follower.stale
     follower.close()
     w.close()
+
+
+def test_a_rewind_to_a_checkpoint_drops_the_steps_logged_after_it(tmp_path: Path) -> None:
+    w = open_writer(tmp_path)
+    w.state("running")
+    for i in range(1, 11):
+        w.step(step_row(i, epoch=1 if i <= 5 else 2))
+        if i == 5:
+            w.epoch(epoch_row(1))
+    w.close()  # killed in epoch 2; the checkpoint is the one of epoch 1 (step 5)
+    w2 = RunWriter(tmp_path)
+    w2.open(append=True)
+    assert w2.last_step == 10
+    w2.rewind(5, 1)
+    w2.state("running", previous="failed")
+    for i in range(6, 9):
+        w2.step(step_row(i, epoch=2))
+    w2.close()
+    follower = RunFollower(tmp_path, live=False)
+    assert follower.steps["step"].tolist() == list(range(1, 9))
+    assert follower.history["epoch"].tolist() == [1]
+    assert any("went back to its checkpoint at step 5" in m for m in follower.logs)

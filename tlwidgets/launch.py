@@ -194,9 +194,11 @@ class Job:
         self._done.wait(grace)
 
     def dashboard(self, **kwargs: Any) -> Any:
-        """A :class:`tlwidgets.TrainingDashboard` following this run's folder."""
-        from .widgets.dashboard import TrainingDashboard
+        """A :class:`tlwidgets.TrainingDashboard` following this run's folder (the widget is
+        imported here, on first use, through the package's public names)."""
+        import tlwidgets
 
+        TrainingDashboard = tlwidgets.TrainingDashboard  # noqa: N806 - the class
         follow = getattr(TrainingDashboard, "follow", None)
         if follow is not None:
             return follow(self.run_dir, **kwargs)
@@ -279,7 +281,7 @@ def torchrun_failure(log: str) -> dict[str, Any]:
     m = matches[-1]
     rank, code = int(m["rank"]), int(m["exitcode"])
     trace = m["traceback"].strip()
-    sig = m["signal"].strip()
+    sig = m["signal"].strip().strip("()")
     if code < 0:
         name = sig or (signal.Signals(-code).name if -code in signal.valid_signals() else "")
         message = f"rank {rank} was killed by {name or f'signal {-code}'} ({trace})"

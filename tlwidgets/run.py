@@ -51,7 +51,7 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import RecipeError
 
@@ -256,14 +256,28 @@ def build_trainer(recipe: Any, run_dir: str | os.PathLike[str]) -> Any:
 
 
 class Terminated(Exception):
-    """SIGTERM arrived: torchrun ends the other workers this way when one of them fails."""
+    """A second SIGTERM: end now (torchrun kills a worker that does not end in 30 s)."""
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    raise Terminated(
-        "this worker was ended by SIGTERM (torchrun sends it to every worker when one fails, "
-        "or when the job is stopped)"
-    )
+def _sigterm_handler(run_dir: Path) -> Callable[[int, Any], None]:
+    """On SIGTERM (torchrun ends every worker this way when one fails; so do schedulers and
+    ``job.terminate()``), ask the run to stop after its step through its own control file, which
+    rank 0 reads and takes to every rank; a second SIGTERM ends the process at once."""
+    count = [0]
+
+    def handler(signum: int, frame: Any) -> None:
+        count[0] += 1
+        if count[0] > 1:
+            raise Terminated("ended by a second SIGTERM")
+        if os.environ.get("RANK", "0") == "0":
+            from .training.run_reader import RunReader
+
+            try:
+                RunReader(run_dir).send("stop")
+            except Exception:  # noqa: BLE001 - no folder to write: the next SIGTERM ends it
+                pass
+
+    return handler
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -278,7 +292,7 @@ def _run(args: argparse.Namespace) -> int:
         else:
             raise RecipeError("say where the run goes: --run-dir DIR (every process the same).")
     recipe.pop("run_dir", None)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _sigterm_handler(Path(run_dir)))
     trainer = build_trainer(recipe, run_dir)
     ft = validate_recipe(recipe)["fine_tune"]
     if ft is not None:

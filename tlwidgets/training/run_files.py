@@ -10,7 +10,7 @@ file                      what                                                  
 ``run.json``              format, version, config, classes, world size, writer    the run
 ``steps.jsonl``           one line per logged step                                the run
 ``epochs.jsonl``          one line per completed epoch                            the run
-``events.jsonl``          state changes, log lines, warnings, errors              the run
+``events.jsonl``          state changes, log lines, warnings, errors, rewinds     the run
 ``heartbeat.json``        time, pid, state, step, progress; replaced <= 1/s       the run
 ``control.json``          ``{"command": "pause"|"resume"|"stop", "seq": n}``      a reader
 ========================  ======================================================  ===========
@@ -42,9 +42,10 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import RunFolderError
 
@@ -54,9 +55,22 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = [
-    "FORMAT", "VERSION", "COMMANDS", "TERMINAL_STATES", "ACTIVE_STATES", "RUN_JSON", "STEPS",
-    "EPOCHS", "EVENTS", "HEARTBEAT", "CONTROL", "WRITE_ORDER", "RunWriter", "write_json_atomic",
-    "read_json", "file_key",
+    "ACTIVE_STATES",
+    "COMMANDS",
+    "CONTROL",
+    "EPOCHS",
+    "EVENTS",
+    "FORMAT",
+    "HEARTBEAT",
+    "RUN_JSON",
+    "STEPS",
+    "TERMINAL_STATES",
+    "VERSION",
+    "WRITE_ORDER",
+    "RunWriter",
+    "file_key",
+    "read_json",
+    "write_json_atomic",
 ]
 
 FORMAT = "tlwidgets.run"
@@ -170,19 +184,19 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def _last_line_seq(fd: int) -> int:
-    """The ``seq`` of the last complete line of the open file, or -1."""
+def _last_line(fd: int) -> dict[str, Any]:
+    """The last complete line of the open file as a dict (``{}`` when there is none)."""
     size = os.fstat(fd).st_size
     if size == 0:
-        return -1
+        return {}
     start = max(0, size - 65536)
     tail = os.pread(fd, size - start, start)
     lines = tail.rstrip(b"\n").rsplit(b"\n", 1)
     try:
-        seq = json.loads(lines[-1]).get("seq", -1)
-    except (ValueError, AttributeError):
-        return -1
-    return seq if isinstance(seq, int) else -1
+        row = json.loads(lines[-1])
+    except ValueError:
+        return {}
+    return row if isinstance(row, dict) else {}
 
 
 class RunWriter:
@@ -227,6 +241,7 @@ class RunWriter:
         self.info: dict[str, Any] = {}
         self.repaired: dict[str, int] = {}  # stream -> bytes of an unterminated tail cut at open
         self.dropped = 0  # step rows given up while the folder could not be written
+        self.last_step: Any = None  # the last step already in steps.jsonl when it was opened
         self._dropped_reported = 0
         self._fds: dict[str, int] = {}
         self._buf: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in WRITE_ORDER}
@@ -281,7 +296,11 @@ class RunWriter:
                 fd = os.open(folder / fname, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
                 self._fds[name] = fd
                 self._repair_tail(name, fd)
-                seqs.append(_last_line_seq(fd))
+                last = _last_line(fd)
+                seq = last.get("seq")
+                seqs.append(seq if isinstance(seq, int) else -1)
+                if name == "steps":
+                    self.last_step = last.get("step")
             self._seq = itertools.count(max(seqs) + 1)
             base = existing if isinstance(existing, dict) else {}
             self.world_size = int(info.get("world_size", base.get("world_size", self.world_size)))
@@ -356,10 +375,10 @@ class RunWriter:
         finally:
             self._release()
 
-    def __enter__(self) -> "RunWriter":
+    def __enter__(self) -> RunWriter:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ records
@@ -408,6 +427,12 @@ class RunWriter:
             now = time.monotonic()
             if now >= self._due:
                 self._tick(now)
+
+    def rewind(self, step: int, epoch: int, **info: Any) -> None:
+        """Say that the run went back to a checkpoint: the steps after ``step`` and epochs after
+        ``epoch`` already in the folder (logged before a crash) no longer count. Readers drop
+        them; the files stay append-only."""
+        self._event({"kind": "rewind", "step": int(step), "epoch": int(epoch), **info})
 
     def update(self, **fields: Any) -> None:
         """Merge ``fields`` into ``run.json`` (replaced atomically): e.g. the epochs and steps

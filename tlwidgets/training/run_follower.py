@@ -17,7 +17,8 @@ import time
 import weakref
 from array import array
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import ConfigError, RunFolderError, TrainerStateError
 from .events import TrainerEvent
@@ -67,6 +68,18 @@ class _Columns:
                 self.cols[name].extend(array("d", vals))
             except TypeError:  # a null or a string somewhere
                 self.cols[name].extend(array("d", [_num(v) for v in vals]))
+
+    def truncate(self, step: float) -> int:
+        """Drop the rows after ``step`` (a rewind to a checkpoint); returns how many went."""
+        col = self.cols["step"]
+        keep = len(col)
+        while keep and col[keep - 1] > step:
+            keep -= 1
+        gone = len(col) - keep
+        if gone:
+            for c in self.cols.values():
+                del c[keep:]
+        return gone
 
     def __len__(self) -> int:
         return len(self.cols["step"])
@@ -304,12 +317,22 @@ class RunFollower:
     def _apply(self, records: list[Record], publish: bool) -> None:
         events = []
         with self._lock:
-            if not publish:  # opening: the steps go into the columns in bulk, no events
-                self._steps.extend([r.data for r in records if r.kind == "step"])
-                records = [r for r in records if r.kind != "step"]
+            if not publish:  # opening: runs of steps go into the columns in bulk, no events
+                run: list[dict[str, Any]] = []
+                for rec in records:
+                    if rec.kind == "step":
+                        run.append(rec.data)
+                        continue
+                    if run:
+                        self._steps.extend(run)
+                        run = []
+                    self._event_of(rec)
+                if run:
+                    self._steps.extend(run)
+                return
             for rec in records:
                 ev = self._event_of(rec)
-                if ev is not None and publish:
+                if ev is not None:
                     events.append(ev)
         for ev in events:
             self._publish(ev)
@@ -345,6 +368,15 @@ class RunFollower:
         if kind == "log":
             self.logs.append(str(d.get("message")))
             return TrainerEvent("log", d)
+        if kind == "rewind":
+            step, epoch = _num(d.get("step")), _num(d.get("epoch"))
+            gone = self._steps.truncate(step)
+            self._history = [h for h in self._history if not _num(h.get("epoch")) > epoch]
+            msg = (f"the run went back to its checkpoint at step {_int_or_none(step)} "
+                   f"(epoch {_int_or_none(epoch)}); {gone} later steps no longer count")
+            self.logs.append(msg)
+            return TrainerEvent("log", {"message": msg, "rewind": True, "step": d.get("step"),
+                                        "epoch": d.get("epoch")})
         if kind == "warning":
             self.warnings.append(str(d.get("message")))
             return TrainerEvent("log", {**d, "warning": True})
@@ -378,7 +410,7 @@ class RunFollower:
                 self.subscriber_errors.append(f"{name} raised {type(exc).__name__}: {exc}")
 
 
-def _follow(ref: "weakref.ref[RunFollower]") -> None:
+def _follow(ref: weakref.ref[RunFollower]) -> None:
     """The polling thread; holds the follower weakly so a dropped follower is collected."""
     while True:
         follower = ref()

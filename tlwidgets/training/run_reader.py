@@ -20,7 +20,14 @@ from typing import Any, NamedTuple
 
 from ..errors import ConfigError, RunFolderError
 from .run_files import (
-    ACTIVE_STATES, COMMANDS, CONTROL, HEARTBEAT, RUN_JSON, WRITE_ORDER, file_key, read_json,
+    ACTIVE_STATES,
+    COMMANDS,
+    CONTROL,
+    HEARTBEAT,
+    RUN_JSON,
+    WRITE_ORDER,
+    file_key,
+    read_json,
     write_json_atomic,
 )
 
