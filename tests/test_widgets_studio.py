@@ -85,3 +85,93 @@ def test_an_upload_that_is_not_an_image_is_explained(studio):
     studio.prepare_training()
     studio.predict_image(b"not an image")
     assert "not an image" in studio.predict_box.children[0].value
+
+
+# ---------------------------------------------------------------- issues 11 and 12
+def _bomb_png(width=20_000, height=20_000):
+    """A valid PNG header claiming width x height pixels (PIL refuses it when opening)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+            + chunk(b"IEND", b""))
+
+
+def _now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, "epochs"),
+    ({"epochs": 2.5}, "epochs"),
+    ({"img_size": "big"}, "img_size"),
+    ({"img_size": 10**6}, "img_size"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"data": "photos/"}, "ImageData"),
+])
+def test_bad_arguments_are_refused_at_the_call(kwargs, match):
+    with record_traffic(), pytest.raises(tlw.ConfigError, match=match):
+        tlw.Studio(**kwargs)
+
+
+def test_typing_a_folder_path_selects_the_folder_source(studio, tmp_path):
+    assert studio.data_source.value == "sample"
+    assert studio.load_data_button.description == "Load data: sample photos"
+    studio.folder_input.value = str(tmp_path / "missing")
+    assert studio.data_source.value == "folder"
+    assert studio.load_data_button.description == "Load data: my folder"
+    studio._load_data()  # the folder, not the samples
+    assert studio.data is None and "DataError" in studio.data_status.value
+    studio.data_source.value = "sample"  # an explicit choice of the samples still wins
+    assert studio.load_data_button.description == "Load data: sample photos"
+
+
+def test_error_messages_keep_their_line_breaks(studio):
+    err = tlw.ConfigError("Two problems:\n  - the first\n  - the second")
+    from tlwidgets.widgets.studio import _error_html
+
+    shown = _error_html(err)
+    assert "white-space:pre-wrap" in shown and "\n  - the first\n  - the second" in shown
+
+
+def test_predict_tab_shows_an_image_bomb_and_an_upload_while_training(studio):
+    studio._load_data()
+    studio._create_model()
+    trainer = studio.prepare_training()
+    assert studio.predict_image(_bomb_png()) is None
+    text = studio.predict_box.children[0].value
+    assert "too large to open safely" in text and "400000000 pixels" in text
+    # an upload while the model trains: shown in the tab, not raised from the handler
+    trainer.subscribe(lambda e: time.sleep(0.05) if e.kind == "step" else None)
+    trainer.epochs = 50
+    trainer.start()
+    deadline = time.monotonic() + 60
+    while trainer.progress()["step"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    img = studio.data.raw_image("valid", 0)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    studio.upload.value = ({"name": "photo.png", "type": "image/png", "size": len(buf.getvalue()),
+                            "content": memoryview(buf.getvalue()), "last_modified": _now()},)
+    try:
+        text = studio.predict_box.children[0].value
+        assert "TrainerStateError" in text and "still training" in text, text
+    finally:
+        trainer.stop()
+        trainer.wait(timeout=60)
+        # the dashboard evaluates a stopped run in its own thread: let it end before teardown
+        deadline = time.monotonic() + 60
+        while studio.dashboard.evaluation is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    # a bomb through the upload handler too
+    bomb = _bomb_png()
+    studio.upload.value = ({"name": "bomb.png", "type": "image/png", "size": len(bomb),
+                            "content": memoryview(bomb), "last_modified": _now()},)
+    assert "too large to open safely" in studio.predict_box.children[0].value

@@ -130,6 +130,17 @@ def test_the_studio_runs_its_six_tabs_end_to_end(open_notebook):
              .map(m => m.querySelectorAll('td.tlw-cm-cell').length)"""
     )
     assert cells == [len(classes) ** 2] == [16], cells
+    # the tab's text says the cells are counts, and the visible cells are those counts
+    explain = page.evaluate(
+        """() => Array.from(document.querySelectorAll('.tlw-studio .tlw-explain'))
+             .filter(e => e.offsetParent !== null).map(e => e.textContent)[0] || ''""")
+    assert "Each cell of the confusion matrix is a count" in explain, explain
+    counts = page.evaluate(
+        """() => Array.from(Array.from(document.querySelectorAll('.tlw-studio .tlw-cm'))
+             .filter(m => m.offsetParent !== null)[0].querySelectorAll('td.tlw-cm-cell'),
+             c => c.textContent.trim())""")
+    n_valid = int(nb.kernel("print(len(studio.data.valid_ds))").strip())
+    assert all(c.isdigit() for c in counts) and sum(int(c) for c in counts) == n_valid, counts
     page.mouse.move(0, 0)
     shots = {"evaluate": nb.screenshot("evaluate", selector=ROOT)}
     times["evaluate"] = time.monotonic() - t

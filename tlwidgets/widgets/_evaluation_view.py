@@ -95,7 +95,7 @@ def confusion_html(counts: np.ndarray, classes: list[str], mode: str = "counts")
         for j, p in enumerate(classes):
             c, r = int(counts[i, j]), float(rates[i, j])
             a = _alpha(r if by_rate else c, vmax)
-            color = "#fff" if a >= _TEXT_ON_DARK else "inherit"
+            color = "color:#fff;" if a >= _TEXT_ON_DARK else ""
             text = f"{r:.0%}" if by_rate else str(c)
             kind = " tlw-cm-diag" if i == j else ""
             kind += " tlw-cm-zero" if c == 0 else ""
@@ -104,7 +104,7 @@ def confusion_html(counts: np.ndarray, classes: list[str], mode: str = "counts")
             tds.append(
                 f"<td class='tlw-cm-cell{kind}' data-count='{c}' data-rate='{r:.4f}' "
                 f"title='{_esc(tip)}' style='width:{cell}px;height:{cell}px;"
-                f"background:{_fill(a)};color:{color}'>{text}</td>"
+                f"background:{_fill(a)};{color}'>{text}</td>"
             )
         body.append(f"<tr><th class='tlw-cm-row'>{_name(t, 130)}</th>{''.join(tds)}</tr>")
     if by_rate:

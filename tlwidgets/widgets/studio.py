@@ -17,7 +17,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..errors import TLWidgetsError
+from ..errors import ConfigError, TLWidgetsError, TrainerStateError
 
 __all__ = ["Studio"]
 
@@ -45,10 +45,16 @@ _EXPLAIN = {
         "validation accuracy rise. Pause, resume or stop at any time; nothing is lost."
     ),
     "evaluate": (
-        "Where does the model go wrong? The confusion matrix counts which classes it mixes up; "
-        "the gallery shows the images it got most confidently wrong."
+        "Where does the model go wrong? Each cell of the confusion matrix is a count: the "
+        "validation images of one true class (row) that the model predicted as one class "
+        "(column). The diagonal is right, every other cell a mix-up; hover a cell for its share "
+        "of the row, or switch the matrix to row %. Below: the images it got most confidently "
+        "wrong, with the probability it gave to the class it chose."
     ),
-    "predict": "Upload a photo and see the classes the model thinks it belongs to.",
+    "predict": (
+        "Upload a photo (JPEG or PNG) and see the classes the model thinks it belongs to. "
+        "Wait for training to end first: the model cannot predict while it trains."
+    ),
 }
 
 
@@ -61,10 +67,19 @@ def _explain(key: str, code: str) -> widgets.HTML:
 
 
 def _error_html(err: BaseException) -> str:
+    """An error as the page shows it: its own line breaks and bullets kept (pre-wrap)."""
     return (
-        "<span style='color:var(--jp-error-color1,#d32f2f)'>"
-        f"{html.escape(f'{type(err).__name__}: {err}')}</span>"
+        "<div class='tlw-error' style='color:var(--jp-error-color1,#d32f2f);"
+        "white-space:pre-wrap;line-height:1.4;max-width:900px'>"
+        f"{html.escape(f'{type(err).__name__}: {err}')}</div>"
     )
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int, example: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"Studio({name}=...) must be a whole number from {lo:,} to {hi:,}, "
+                          f"got {value!r}; e.g. tlw.Studio({name}={example}).")
+    return value
 
 
 class Studio(widgets.VBox):
@@ -75,9 +90,15 @@ class Studio(widgets.VBox):
     data:
         An :class:`tlwidgets.ImageData` to start from (default: choose in the Data tab).
     img_size:
-        Image size used for training (smaller is faster on a laptop CPU; default 128).
+        Image size used for training, in pixels (16 to 1024; smaller is faster on a laptop
+        CPU; default 128).
     epochs:
-        Default number of epochs in the Train tab.
+        Default number of epochs in the Train tab (a whole number, at least 1).
+    batch_size:
+        Images per training step (default 16).
+
+    Arguments that cannot be used (``epochs=0``, ``img_size="big"``) raise
+    :class:`~tlwidgets.ConfigError` here, not later in a tab.
 
     Attributes ``data``, ``model`` and ``trainer`` hold the current objects, so a cell can
     continue from wherever the Studio got to.
@@ -95,9 +116,12 @@ class Studio(widgets.VBox):
         self.browser: Any = None
         self.panel: Any = None
         self.dashboard: Any = None
-        self.img_size = int(img_size)
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
+        self.img_size = _check_int("img_size", img_size, 16, 1024, 128)
+        self.epochs = _check_int("epochs", epochs, 1, 10_000, 3)
+        self.batch_size = _check_int("batch_size", batch_size, 1, 4096, 16)
+        if data is not None and not (hasattr(data, "summary") and hasattr(data, "num_classes")):
+            raise ConfigError(f"Studio(data=...) takes a tlw.ImageData, got {type(data).__name__}; "
+                              "e.g. tlw.Studio(data=tlw.ImageData.from_folder('photos/')).")
         self.tabs = widgets.Tab()
         self._pages = [self._data_page(), self._model_page(), self._layers_page(),
                        self._train_page(), self._evaluate_page(), self._predict_page()]
@@ -118,13 +142,19 @@ class Studio(widgets.VBox):
     def _data_page(self) -> widgets.Widget:
         self.data_source = widgets.ToggleButtons(
             options=[("Sample photos (offline)", "sample"), ("My image folder", "folder")],
-            value="sample",
+            value="sample", style={"button_width": "auto"},
+            tooltips=["Real photographs shipped in an installed package: no download",
+                      "A folder with one subfolder of images per class"],
         )
         self.folder_input = widgets.Text(placeholder="path/to/images (one subfolder per class)",
                                          layout=widgets.Layout(width="420px"))
-        self.load_data_button = widgets.Button(description="Load data", button_style="primary",
-                                               icon="folder-open")
+        self.load_data_button = widgets.Button(button_style="primary", icon="folder-open",
+                                               layout=widgets.Layout(width="auto"))
         self.load_data_button.on_click(lambda _: self._load_data())
+        # Typing a path means "my folder"; the button always says what it will load.
+        self.folder_input.observe(self._on_folder_typed, "value")
+        self.data_source.observe(lambda _: self._label_load_button(), "value")
+        self._label_load_button()
         self.data_status = widgets.HTML("")
         self.data_summary = widgets.HTML("")
         self.data_thumbs = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
@@ -134,6 +164,17 @@ class Studio(widgets.VBox):
             self.data_status, self.data_summary, self.data_thumbs,
         ])
 
+    def _on_folder_typed(self, change: dict[str, Any]) -> None:
+        if str(change["new"]).strip() and not str(change["old"]).strip():
+            self.data_source.value = "folder"
+
+    def _label_load_button(self) -> None:
+        folder = self.data_source.value == "folder"
+        self.load_data_button.description = ("Load data: my folder" if folder
+                                             else "Load data: sample photos")
+        self.load_data_button.tooltip = ("Read the folder typed on the left" if folder
+                                         else "Load the offline sample photos")
+
     def _load_data(self) -> None:
         import tlwidgets as tlw
 
@@ -142,8 +183,11 @@ class Studio(widgets.VBox):
             if self.data_source.value == "sample":
                 data = tlw.sample_data(img_size=self.img_size, batch_size=self.batch_size)
             else:
-                data = tlw.ImageData.from_folder(self.folder_input.value.strip(),
-                                                 img_size=self.img_size,
+                path = self.folder_input.value.strip()
+                if not path:
+                    raise ConfigError("Type the path of your image folder first (one subfolder "
+                                      "per class), or choose Sample photos.")
+                data = tlw.ImageData.from_folder(path, img_size=self.img_size,
                                                  batch_size=self.batch_size)
         except TLWidgetsError as err:
             self.data_status.value = _error_html(err)
@@ -188,7 +232,8 @@ class Studio(widgets.VBox):
             cards.append(widgets.VBox([
                 widgets.Image(value=buf.getvalue(), format="png",
                               layout=widgets.Layout(width="96px")),
-                widgets.Label(str(data.classes[label])),
+                widgets.Label(str(data.classes[label]), tooltip=str(data.classes[label]),
+                              layout=widgets.Layout(max_width="96px")),
             ], layout=widgets.Layout(margin="4px")))
             if len(seen) >= 12 * per_class:
                 break
@@ -198,6 +243,7 @@ class Studio(widgets.VBox):
     def _model_page(self) -> widgets.Widget:
         self.weights_choice = widgets.ToggleButtons(
             options=[("Pretrained", "auto"), ("From scratch", "none")], value="auto",
+            style={"button_width": "auto"},
             tooltips=["Start from weights learned on ImageNet",
                       "Random weights: see why pretraining matters"],
         )
@@ -340,26 +386,52 @@ class Studio(widgets.VBox):
         files = change["new"]
         if not files:
             return
-        item = files[0]
-        content = bytes(item["content"] if isinstance(item, dict) else item.content)
-        self.predict_image(content)
+        try:
+            item = files[0]
+            content = bytes(item["content"] if isinstance(item, dict) else item.content)
+            self.predict_image(content)
+        except Exception as err:  # noqa: BLE001 - an upload handler must show, not escape
+            self._predict_error(err)
+
+    def _predict_error(self, err: BaseException) -> None:
+        self.predict_box.children = [widgets.HTML(_error_html(err))]
 
     def predict_image(self, content: bytes | Any, k: int = 3) -> Any:
-        """Show the top ``k`` classes for an image (bytes of a file, or a PIL image)."""
+        """Show the top ``k`` classes for an image (bytes of a file, or a PIL image).
+
+        What cannot be predicted is shown in the Predict tab and gives None: no model yet, a
+        file that is not an image, an image too large to open safely (PIL's decompression-bomb
+        limit), or a model that is still training.
+
+        >>> studio.predict_image(open("photo.jpg", "rb").read())   # doctest: +SKIP
+        """
         from PIL import Image, UnidentifiedImageError
 
         if self.trainer is None:
-            self.predict_box.children = [widgets.HTML(_error_html(TLWidgetsError(
-                "Train a model first (tab 4), then upload a photo.")))]
+            self._predict_error(TLWidgetsError("Train a model first (tab 4), then upload a photo."))
             return None
         try:
             img = Image.open(io.BytesIO(content)) if isinstance(content, bytes) else content
             img = img.convert("RGB")
-        except (UnidentifiedImageError, OSError) as err:
-            self.predict_box.children = [widgets.HTML(_error_html(TLWidgetsError(
-                f"That file is not an image PIL can read ({err}). Try a JPEG or PNG.")))]
+        except Image.DecompressionBombError as err:
+            self._predict_error(TLWidgetsError(
+                f"That image is too large to open safely: {err} Resize it to a few megapixels "
+                "(a photo of 4000 x 3000 is plenty) and upload it again."))
             return None
-        table = self.trainer.predict([img], k=k)
+        except (UnidentifiedImageError, OSError) as err:
+            self._predict_error(TLWidgetsError(
+                f"That file is not an image PIL can read ({err}). Try a JPEG or PNG."))
+            return None
+        try:
+            table = self.trainer.predict([img], k=k)
+        except TrainerStateError as err:
+            self._predict_error(TrainerStateError(
+                f"The model is still training, so it cannot predict yet ({err}). Wait for the "
+                "run to finish, or press Stop in tab 4, then upload the photo again."))
+            return None
+        except TLWidgetsError as err:
+            self._predict_error(err)
+            return None
         thumb = img.copy()
         thumb.thumbnail((160, 160))
         buf = io.BytesIO()
@@ -368,8 +440,9 @@ class Studio(widgets.VBox):
         for cls, prob in _top_pairs(table, k):
             bar = widgets.FloatProgress(value=prob, min=0.0, max=1.0,
                                         layout=widgets.Layout(width="200px"))
-            rows.append(widgets.HBox([widgets.Label(str(cls), layout=widgets.Layout(
-                width="160px")), bar, widgets.Label(f"{prob * 100:.1f}%")]))
+            rows.append(widgets.HBox([widgets.Label(str(cls), tooltip=str(cls),
+                                                    layout=widgets.Layout(width="160px")),
+                                      bar, widgets.Label(f"{prob * 100:.1f}%")]))
         self.predict_box.children = [widgets.HBox([
             widgets.Image(value=buf.getvalue(), format="png", layout=widgets.Layout(
                 width="160px")),
