@@ -60,6 +60,10 @@ def test_unshuffled_train_loader_follows_train_items():
     for x, y in data.train_loader(shuffle=False):
         seen.extend(y.tolist())
     assert seen == [lab for _, lab in data.train_items]
+    # items are in order of token length, so in-order batches hold texts of similar length
+    widths = [x["attention_mask"].sum(1).tolist() for x, _ in data.train_loader(shuffle=False)]
+    flat = [w for batch in widths for w in batch]
+    assert flat == sorted(flat) and len(set(flat)) > 1
 
 
 def test_length_grouped_sampler_covers_each_item_once_with_less_padding():
