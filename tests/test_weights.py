@@ -599,3 +599,70 @@ def test_a_fresh_head_starts_at_uniform_predictions_not_timms_large_init():
     assert timm_init.get_classifier().weight.abs().max() > 0.1
     with pytest.raises(tlw.ConfigError, match="head_init"):
         tlw.create_model("tf_efficientnet_lite0", num_classes=4, weights="none", head_init="x")
+
+
+# ----------------------------------------------------------------------------- freeze=
+
+
+def _trainable_names(model: torch.nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def test_create_model_freeze_head_trains_only_the_head_and_the_report_says_so():
+    model = tlw.create_model(LITE, 5, freeze="head")
+    assert _trainable_names(model) == ["classifier.weight", "classifier.bias"]
+    head = 5 * 1280 + 5
+    assert model.tlw_load_report.trainable == f"{head:,} of 3.4M parameters (head only)"
+    assert f"trainable: {head:,} of 3.4M parameters (head only)" in str(model.tlw_load_report)
+    # the report is read live: a later freeze change shows in it
+    tlw.freeze_to(model, 0)
+    assert "(everything)" in str(model.tlw_load_report)
+
+
+def test_create_model_freeze_default_keeps_everything_trainable_and_says_so():
+    model = tlw.create_model(LITE, 5)
+    assert all(p.requires_grad for p in model.parameters())
+    total = sum(p.numel() for p in model.parameters())
+    assert model.tlw_load_report.trainable == f"{total:,} of 3.4M parameters (everything)"
+
+
+@pytest.mark.parametrize(("freeze", "preset"), [(-2, "last-stage"), (0, "all"), ("none", "none")])
+def test_create_model_freeze_int_and_presets_match_the_freeze_functions(freeze, preset):
+    model = tlw.create_model(LITE, 5, freeze=freeze)
+    expected = tlw.create_model(LITE, 5)
+    tlw.apply_preset(expected, preset)
+    assert _trainable_names(model) == _trainable_names(expected)
+    if preset == "none":
+        assert "nothing: every layer is frozen" in str(model.tlw_load_report)
+    if preset == "last-stage":
+        assert "and the head; the layers before are frozen" in model.tlw_load_report.trainable
+
+
+@pytest.mark.parametrize("bad", ["heads", True, 1.5, ["head"]])
+def test_create_model_refuses_an_unknown_freeze_before_building(bad):
+    with pytest.raises(tlw.ConfigError, match="freeze must be") as err:
+        tlw.create_model(LITE, 5, freeze=bad)
+    assert "'last-stage'" in str(err.value)
+
+
+def test_create_model_freeze_out_of_range_names_the_groups():
+    with pytest.raises(tlw.FreezeError, match="out of range"):
+        tlw.create_model(LITE, 5, freeze=99)
+
+
+def test_load_report_with_its_live_link_still_pickles_and_copies(tmp_path):
+    import copy
+
+    model = tlw.create_model(LITE, 5, freeze="head")
+    clone = copy.deepcopy(model)  # e.g. a trainer keeping the starting weights
+    assert clone.tlw_load_report.matched == model.tlw_load_report.matched
+    tlw.freeze_to(clone, 0)  # the copy's report follows the copy, the original's the original
+    assert "(everything)" in str(clone.tlw_load_report)
+    assert "(head only)" in str(model.tlw_load_report)
+    assert copy.deepcopy(model.tlw_load_report).trainable == ""  # alone, it has no model
+    torch.save(model, tmp_path / "model.pt")  # the weak link is left out of the pickle
+    again = pickle.loads(pickle.dumps(model.tlw_load_report))
+    assert again.skipped == model.tlw_load_report.skipped and again.trainable == ""
+    # load_weights' report is linked to its model too
+    target = tlw.create_model(LITE, 5, weights="none", freeze="head")
+    assert "(head only)" in str(tlw.load_weights(target, model))

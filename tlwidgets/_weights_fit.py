@@ -10,11 +10,13 @@ and :func:`load_weights`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
 import warnings
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -23,7 +25,7 @@ from torch import nn
 from ._weights_io import check_weights_file, read_weights_file, unwrap
 from .errors import ConfigError, WeightsMismatchError
 
-__all__ = ["LoadReport", "load_weights"]
+__all__ = ["LoadReport", "fit", "load_into"]
 
 # Prefixes added by DataParallel (module.), Lightning/wrappers (model., backbone.) and
 # torch.compile (_orig_mod.).
@@ -42,6 +44,8 @@ class LoadReport:
     ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader). ``warnings`` says
     what looks wrong about the load though it went through (say, a file for another
     architecture whose names happen to cover the model's); ``create_model`` refuses such a load.
+    ``trainable`` (and a line of ``str()``) says what trains in the model now, e.g.
+    ``"5,124 of 3.4M parameters (head only)"``, read live from the model.
 
     >>> import tlwidgets as tlw
     >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
@@ -58,6 +62,38 @@ class LoadReport:
     source: str = ""
     method: str = "name"
     warnings: list[str] = dataclasses.field(default_factory=list)
+
+    def watch(self, model: nn.Module, describe: Callable[[nn.Module], str]) -> None:
+        """Keep a weak link to the loaded model and the function that puts what trains in it
+        into words, so :attr:`trainable` and ``str()`` say what trains now, after any later
+        ``freeze_to``/``apply_preset``. Not pickled; a deep copy of the model gets a report
+        linked to the copy."""
+        self._model = weakref.ref(model)
+        self._describe = describe
+
+    @property
+    def trainable(self) -> str:
+        """What trains in the loaded model now, e.g. ``"5,124 of 3.4M parameters (head
+        only)"``; empty when the model is gone, or the report was unpickled or copied
+        without it."""
+        ref = self.__dict__.get("_model")
+        model = ref() if ref is not None else None
+        return self._describe(model) if model is not None else ""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        for link in ("_model", "_describe"):  # a weakref does not pickle; nor belongs in one
+            state.pop(link, None)
+        return state
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> LoadReport:
+        new = object.__new__(type(self))
+        new.__dict__.update(copy.deepcopy(self.__getstate__(), memo))
+        ref = self.__dict__.get("_model")
+        model = ref() if ref is not None else None
+        if model is not None and id(model) in memo:  # copied with its model: follow the copy
+            new.watch(memo[id(model)], self._describe)
+        return new
 
     def summary(self) -> str:
         """A few readable lines: how many tensors loaded, from where, and what was left out."""
@@ -80,6 +116,9 @@ class LoadReport:
                 ]
                 more = f", ... {len(items) - 4} more" if len(items) > 4 else ""
                 lines.append(f"  {title}: {len(items)}: " + ", ".join(shown) + more)
+        trainable = self.trainable
+        if trainable:
+            lines.append(f"  trainable: {trainable}")
         lines += [f"  warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -352,32 +391,13 @@ def fit_by_order(
     return mapping, skipped, mismatches, skipped_src
 
 
-def load_weights(
+def load_into(
     model: nn.Module,
     path_or_state_dict: str | os.PathLike[str] | Mapping[str, Any],
     strict_shapes: bool = True,
 ) -> LoadReport:
-    """Load a weights file (or state dict) into ``model`` and report what went where.
-
-    ``.safetensors`` is read with safetensors; ``.pth/.pt/.bin`` with
-    ``torch.load(weights_only=True)`` only, so a pickle that would run code raises
-    :class:`~tlwidgets.errors.UnsafeWeightsError` unexecuted. Wrapped checkpoints
-    (``{"state_dict": ...}``, ``{"model": ...}``, ``{"ema": ...}``) are unwrapped. Keys match by
-    name, then by name without ``module.``/``model.``/``backbone.``/``_orig_mod.``, then by order
-    with every shape checked. A classifier of another class count is skipped (``report.skipped``).
-    Other shape differences raise :class:`~tlwidgets.errors.WeightsMismatchError` naming the
-    first ones, unless ``strict_shapes=False``, which skips them instead. A file with many
-    tensors the model has no place for (weights for another architecture, e.g. resnet34's for a
-    resnet18: every resnet18 name is in it) still loads what fits, and says so in
-    ``report.warnings`` and a ``UserWarning``, naming the file's architecture when it is a
-    near one in timm.
-
-    >>> import tlwidgets as tlw
-    >>> model = tlw.create_model("resnet18", num_classes=3, weights="none")  # doctest: +SKIP
-    >>> report = tlw.load_weights(model, "checkpoints/best.pth")            # doctest: +SKIP
-    >>> print(report)                                                        # doctest: +SKIP
-    Loaded 122 of 122 model tensors by name from checkpoints/best.pth
-    """
+    """:func:`tlwidgets.load_weights` without the live ``trainable`` link (which needs
+    :mod:`tlwidgets.freeze`, a layer above this module): read, unwrap, fit, warn."""
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"load_weights needs a torch model as its first argument, not "
@@ -392,5 +412,5 @@ def load_weights(
         sd, wrapped = unwrap(read_weights_file(file), source)
     report = fit(model, sd, source + (f" {wrapped}" if wrapped else ""), strict_shapes)
     for warning in report.warnings:
-        warnings.warn(warning, UserWarning, stacklevel=2)
+        warnings.warn(warning, UserWarning, stacklevel=3)
     return report

@@ -98,15 +98,16 @@ import torch
 from torch import nn
 
 from . import _hf_cache, _hub_probe, _offline
+from ._model_setup import check_fits_in_memory, check_freeze, freeze_and_watch, load_weights
 
 # Offline lookups live in a torch-free module so the catalog can use them cheaply; re-exported
 # here, where they always were. The registry is _offline._REGISTERED, the only copy.
 from ._offline import (
-    _PACKAGED,
-    _hf_filenames,
-    _packaged_path,
-    _url_filename,
+    PACKAGED,
+    hf_filenames,
     offline_weight_names,
+    packaged_path,
+    url_filename,
 )
 from ._weights_fit import (
     FIRST_MISMATCHES,
@@ -114,7 +115,6 @@ from ._weights_fit import (
     classifier_keys,
     fit,
     guess_architecture,
-    load_weights,
     model_label,
 )
 from ._weights_io import check_weights_file, read_weights_file, unwrap
@@ -136,6 +136,8 @@ __all__ = [
 ]
 
 WEIGHTS_MODES = ("auto", "hub", "none")
+# the names these had when they were private here (benchmarks/bench_weights.py uses them)
+_url_filename, _packaged_path, _hf_filenames = url_filename, packaged_path, hf_filenames
 
 _PROBE_TIMEOUT_S = 3.0
 
@@ -211,16 +213,16 @@ def _find_offline(arch: str, full_name: str | None) -> tuple[Path, str] | None:
         return registered, f"registered file {registered}"
     if full_name is None:
         return None
-    packaged = _packaged_path(full_name)
+    packaged = packaged_path(full_name)
     if packaged is not None:
-        return packaged, f"package {_PACKAGED[full_name][2]} ({packaged})"
+        return packaged, f"package {PACKAGED[full_name][2]} ({packaged})"
     cfg = timm.models.get_pretrained_cfg(full_name)
     hub_id = getattr(cfg, "hf_hub_id", None)
     if hub_id:
-        path = _hf_cache.find_hf_cached_weights(hub_id, _hf_filenames(cfg))
+        path = _hf_cache.find_hf_cached_weights(hub_id, hf_filenames(cfg))
         if path is not None:
             return path, f"Hugging Face cache ({path})"
-    url_file = _url_filename(cfg)
+    url_file = url_filename(cfg)
     if url_file:
         path = _hf_cache.torch_hub_checkpoints_dir() / url_file
         if path.is_file():
@@ -289,7 +291,7 @@ def _unreachable_host(full_name: str) -> str | None:
 
 
 def _ways_out(name: str, arch: str, cause: str) -> str:
-    known = [*_PACKAGED, *_offline._REGISTERED]
+    known = [*PACKAGED, *_offline._REGISTERED]
     available = sorted(offline_weight_names({n: None for n in known}))
     now = f" Loadable offline right now: {', '.join(available)}." if available else ""
     return (
@@ -318,49 +320,6 @@ def _check_num_classes(num_classes: Any) -> int:
             f"dataset (1000 keeps an ImageNet model's own classifier)."
         )
     return num_classes
-
-
-# Class counts above this are checked against memory before the model is built: real ones stay
-# far below it (ImageNet-21k has 21,843), and the check builds the model on the meta device.
-_CHECKED_NUM_CLASSES = 100_000
-
-
-def _size_text(n_bytes: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:,.1f} {unit}"
-    return f"{n_bytes:,.0f} bytes"
-
-
-def _check_fits_in_memory(timm_name: str, num_classes: int, kwargs: dict[str, Any]) -> None:
-    """Refuse a model whose parameters would take more than half of this machine's memory
-    (a classifier of num_classes=10**9 is terabytes), before anything is allocated."""
-    if num_classes <= _CHECKED_NUM_CLASSES:
-        return
-    import timm
-
-    try:
-        with torch.device("meta"):  # shapes only: nothing is allocated
-            meta = timm.create_model(timm_name, num_classes=num_classes, **kwargs)
-    except Exception:  # noqa: BLE001 - the real build reports bad arguments itself
-        return
-    n_bytes = sum(t.numel() * t.element_size() for t in meta.state_dict().values())
-    get = getattr(meta, "get_classifier", None)
-    head = get() if callable(get) else None
-    head_params = sum(p.numel() for p in head.parameters()) if isinstance(head, nn.Module) else 0
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): assume 64 GB
-        memory = 64 * 10**9
-    if n_bytes <= memory / 2:
-        return
-    raise ConfigError(
-        f"num_classes={num_classes:,} would give {model_label(meta)} a classifier of "
-        f"{head_params:,} weights: the model would take {_size_text(n_bytes)}, and this "
-        f"machine has {_size_text(memory)} of memory (tlwidgets refuses a model larger than half "
-        f"of it before allocating anything). A classifier has one output per class of your "
-        f"data: use num_classes=len(data.classes)."
-    )
 
 
 def _build(
@@ -457,6 +416,7 @@ def create_model(
     num_classes: int,
     weights: str | os.PathLike[str] = "auto",
     head_init: str = "zero",
+    freeze: str | int | None = None,
     **timm_kwargs: Any,
 ) -> nn.Module:
     """A timm model with a fresh head of ``num_classes`` outputs and pretrained weights.
@@ -483,10 +443,22 @@ def create_model(
     ``1/sqrt(num_classes)``: with a handful of classes the new head's first logits are around
     ±10, and head-only training needs many epochs to undo them.
 
+    ``freeze``: what trains. ``None`` (default) leaves every layer trainable, as timm makes it
+    (full fine-tuning; the Studio and fastai start pretrained models with ``"head"`` instead);
+    a preset name of :data:`tlwidgets.freeze.PRESETS` (``"head"``, ``"last-stage"``,
+    ``"all"``, ``"none"``; the name says what trains) goes to
+    :func:`~tlwidgets.freeze.apply_preset`; an int to :func:`~tlwidgets.freeze.freeze_to`
+    (``-1``: the head only, ``0``: everything). Whatever is chosen, and after any later freeze
+    change, ``print(model.tlw_load_report)`` says what trains, e.g.
+    ``trainable: 6,405 of 3.4M parameters (head only)``.
+
     >>> import tlwidgets as tlw
     >>> model = tlw.create_model("tf_efficientnet_lite0", num_classes=5)  # doctest: +SKIP
     >>> model.pretrained_cfg["mean"], model.tlw_load_report.method          # doctest: +SKIP
     ((0.5, 0.5, 0.5), 'order')
+    >>> model = tlw.create_model("tf_efficientnet_lite0", 5, freeze="head")  # doctest: +SKIP
+    >>> model.tlw_load_report.trainable                                    # doctest: +SKIP
+    '6,405 of 3.4M parameters (head only)'
 
     A Hugging Face hub id (``"org/name"``) or a local model folder makes a text model instead
     (:func:`tlwidgets.text.loading.create_text_model`: encoder, mean pooling, fresh head; the rule
@@ -494,10 +466,13 @@ def create_model(
     """
     from .text.sources import is_text_model  # torch-free
 
+    check_freeze(freeze)
     if is_text_model(name):
         from .text.loading import create_text_model
 
-        return create_text_model(name, num_classes, weights, head_init, **timm_kwargs)
+        return freeze_and_watch(
+            create_text_model(name, num_classes, weights, head_init, **timm_kwargs), freeze
+        )
     if head_init not in HEAD_INITS:
         raise ConfigError(
             f"head_init must be one of {', '.join(map(repr, HEAD_INITS))}, not {head_init!r}."
@@ -505,7 +480,7 @@ def create_model(
     model = _create_model(name, num_classes, weights, **timm_kwargs)
     if head_init == "zero":
         _zero_fresh_head(model)
-    return model
+    return freeze_and_watch(model, freeze)
 
 
 HEAD_INITS = ("zero", "timm")
@@ -545,7 +520,7 @@ def _create_model(
     arch, _, full_name = _resolve_name(name)
     timm_name = full_name or arch
     model_args = (timm_name, num_classes, timm_kwargs)
-    _check_fits_in_memory(timm_name, num_classes, timm_kwargs)
+    check_fits_in_memory(timm_name, num_classes, timm_kwargs)
 
     if isinstance(weights, (str, os.PathLike)) and str(weights) in WEIGHTS_MODES:
         mode = str(weights)
