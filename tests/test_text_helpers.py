@@ -55,10 +55,10 @@ def tiny_config(model_type: str = "bert", vocab_size: int = 30522, **overrides):
     return AutoConfig.for_model(model_type, **kw)
 
 
-def tiny_bert(num_classes: int = 2, seed: int = 0, pooling: str = "mean", **config):
+def tiny_bert(num_classes: int = 2, seed: int = 0, pooling: str = "mean", layers=-1, **config):
     """A 2-layer, 32-wide random BERT with the real MiniLM tokenizer (its 30,522-token vocab)."""
     from tlwidgets.text.model import TextClassifier
 
     torch.manual_seed(seed)
     return TextClassifier.from_config(tiny_config("bert", **config), num_classes,
-                                      tokenizer=minilm_tokenizer(), pooling=pooling)
+                                      tokenizer=minilm_tokenizer(), pooling=pooling, layers=layers)

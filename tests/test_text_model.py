@@ -164,6 +164,29 @@ def test_pooling_modes_and_inputs():
     assert out.shape == (2, 2)  # DistilBERT takes no token_type_ids: dropped, not an error
 
 
+def test_layers_average_the_pooled_outputs_of_several_layers_and_come_back_from_a_folder(
+        tmp_path):
+    model = tiny_bert(layers="all").eval()
+    ids = torch.tensor([[101, 2000, 2001, 102, 0], [101, 2003, 2004, 2005, 102]])
+    mask = (ids != 0).long()
+    states = model.bert(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    m = mask[..., None].float()
+    per_layer = [(h * m).sum(1) / m.sum(1) for h in states[1:]]
+    assert len(per_layer) == 2
+    assert torch.allclose(model.pool(ids), torch.stack(per_layer).mean(0), atol=1e-6)
+    assert model.pretrained_cfg["layers"] == "all"
+    only_first = tiny_bert(layers=(1,)).eval()
+    assert torch.allclose(only_first.pool(ids), per_layer[0], atol=1e-6)
+    folder = model.save_pretrained(tmp_path / "m")
+    back = tlw.create_model(folder, 2)
+    assert back.layers == "all" and back.pooling == "mean"
+    assert torch.allclose(back.eval()(ids), model(ids), atol=1e-6)
+    with pytest.raises(tlw.ConfigError, match="layers must be -1"):
+        tiny_bert(layers=7)
+    with pytest.raises(tlw.ConfigError, match="takes no layers"):
+        tiny_bert(layers="all", pooling="pooler")
+
+
 def test_reset_classifier_and_the_head_is_what_the_feature_cache_hooks():
     model = tiny_bert(num_classes=2)
     model.reset_classifier(5)

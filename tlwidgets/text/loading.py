@@ -9,6 +9,7 @@ to do, and tlwidgets' load report.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -26,6 +27,7 @@ from . import sources
 from .model import (
     HEAD_FILE,
     POOLINGS,
+    TEXT_CONFIG_FILE,
     TextClassifier,
     check_num_classes,
     pooling_kwargs,
@@ -162,6 +164,22 @@ def _load_report(model: TextClassifier, info: Mapping[str, Any], source: str,
     )
 
 
+def _saved_settings(folder: str) -> dict[str, Any]:
+    """pooling, layers, dropout and the architecture's name written by save_pretrained."""
+    file = Path(folder) / TEXT_CONFIG_FILE
+    if not file.is_file():
+        return {}
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _as_layers(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _saved_head(folder: str, model: TextClassifier) -> dict[str, str]:
     """Load a head written by save_pretrained if it fits; the skipped-keys reasons otherwise."""
     head_keys = [f"classifier.{k}" for k in model.classifier.state_dict()]
@@ -185,8 +203,9 @@ def create_text_model(
     num_classes: int,
     weights: str | os.PathLike[str] = "auto",
     head_init: str = "zero",
-    pooling: str = "mean",
+    pooling: str | None = None,
     drop_rate: float | None = None,
+    layers: Any = None,
     **model_kwargs: Any,
 ) -> TextClassifier:
     """A :class:`TextClassifier` for a Hugging Face encoder, with a fresh head (what
@@ -196,6 +215,9 @@ def create_text_model(
     any network; then the hub after a 3 s reachability probe, unless ``HF_HUB_OFFLINE=1``),
     ``"hub"`` (download), ``"none"`` (random initialisation from the config) or a model folder.
     The load report is ``model.tlw_load_report``; the tokenizer is ``model.tokenizer``.
+    ``pooling`` (``"mean"``, ``"cls"``, ``"pooler"``), ``layers`` (``-1``, ``"all"`` or hidden-state
+    indices) and ``drop_rate`` are the :class:`TextClassifier`'s; a folder written by
+    ``save_pretrained`` brings back its own unless they are given.
 
     >>> import tlwidgets as tlw
     >>> model = tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", 2)   # doctest: +SKIP
@@ -209,13 +231,18 @@ def create_text_model(
         raise ConfigError(
             f"head_init must be one of {', '.join(map(repr, HEAD_INITS))}, not {head_init!r}."
         )
-    if pooling not in POOLINGS:
+    if pooling is not None and pooling not in POOLINGS:
         raise ConfigError(
             f"pooling must be one of {', '.join(map(repr, POOLINGS))}, not {pooling!r}."
         )
     if not isinstance(weights, (str, os.PathLike)):
         raise ConfigError(f"weights must be 'auto', 'hub', 'none' or a folder, not {weights!r}.")
     src, mode, found, display = _resolve(name, weights)
+    saved = _saved_settings(src) if mode == "local" else {}
+    pooling = pooling or saved.get("pooling") or "mean"
+    layers = layers if layers is not None else _as_layers(saved.get("layers", -1))
+    if drop_rate is None:
+        drop_rate = saved.get("drop_rate")
 
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -266,7 +293,8 @@ def create_text_model(
             "(tokenizer.json). Convert it once with transformers and save_pretrained."
         )
     model = TextClassifier(encoder, num_classes, pooling=pooling, drop_rate=drop_rate,
-                           tokenizer=tokenizer, name=display)
+                           tokenizer=tokenizer, name=saved.get("architecture") or display,
+                           layers=layers)
     if head_init == "zero":
         zero_head(model.classifier)
     else:

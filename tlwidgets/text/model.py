@@ -20,6 +20,11 @@ scored 0.95 on a 5-class news task where the CLS pooler's output scored 0.89-0.9
 (DESIGN.md). ``"cls"`` takes the first token's hidden state; ``"pooler"`` the model's own
 pooler output (BERT's tanh dense over ``[CLS]``; only for models that have one).
 
+``layers``: ``-1`` (default) pools the last layer; ``"all"`` averages the pooled outputs of
+every encoder layer, which a frozen encoder's head can read sentiment from better: MiniLM on
+Rotten Tomatoes, 3,000 training sentences, logistic head, 0.730 from the last layer, 0.761 from
+layer 5, 0.769 averaged over layers 1-6 (measured here, 2026-12-01).
+
 >>> import tlwidgets as tlw
 >>> model = tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", num_classes=2)  # doctest: +SKIP
 >>> model(model.tokenizer(["a fine film"], return_tensors="pt")).shape                 # doctest: +SKIP
@@ -79,6 +84,7 @@ class TextClassifier(nn.Module):
         drop_rate: float | None = None,
         tokenizer: Any = None,
         name: str | None = None,
+        layers: Any = -1,
     ) -> None:
         super().__init__()
         num_classes = check_num_classes(num_classes)
@@ -110,6 +116,7 @@ class TextClassifier(nn.Module):
                 drop_rate = getattr(config, "hidden_dropout_prob", getattr(config, "dropout", 0.1))
         self.drop_rate = float(drop_rate or 0.0)
         self.pooling = pooling
+        self.layers = check_layers(layers, config, pooling)
         self.num_classes = num_classes
         self.classifier = nn.Linear(int(config.hidden_size), num_classes)
         self.tokenizer = tokenizer
@@ -127,6 +134,7 @@ class TextClassifier(nn.Module):
             "num_classes": num_classes,
             "classifier": "classifier",
             "pooling": pooling,
+            "layers": self.layers,
             "hidden_size": int(config.hidden_size),
             "max_length": _model_max_length(config, tokenizer),
             "modality": "text",
@@ -135,7 +143,7 @@ class TextClassifier(nn.Module):
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_config(cls, config: Any, num_classes: int, tokenizer: Any = None,
-                    pooling: str = "mean", drop_rate: float | None = None,
+                    pooling: str = "mean", drop_rate: float | None = None, layers: Any = -1,
                     **model_kwargs: Any) -> TextClassifier:
         """A randomly initialised classifier for a transformers config (no files, no network;
         under ``torch.device("meta")`` nothing is even allocated).
@@ -152,7 +160,7 @@ class TextClassifier(nn.Module):
             kwargs = pooling_kwargs(AutoModel, config, pooling) | model_kwargs
             encoder = AutoModel.from_config(config, **kwargs)
         return cls(encoder, num_classes, pooling=pooling, drop_rate=drop_rate,
-                   tokenizer=tokenizer)
+                   tokenizer=tokenizer, layers=layers)
 
     @property
     def encoder(self) -> nn.Module:
@@ -226,12 +234,25 @@ class TextClassifier(nn.Module):
         return inputs, mask
 
     def pool(self, batch: Any) -> torch.Tensor:
-        """The pooled sentence vectors ``(batch, hidden)``: what the head sees (before dropout)."""
+        """The pooled sentence vectors ``(batch, hidden)``: what the head sees (before dropout).
+
+        With ``layers`` other than ``-1`` the vector is the average over those layers' outputs
+        of their own pooling (mean over the real tokens, or the first token).
+        """
         inputs, mask = self._inputs(batch)
-        out = self.encoder(**inputs)
+        several = self.layers != -1
+        out = self.encoder(**inputs, output_hidden_states=True) if several else \
+            self.encoder(**inputs)
         if self.pooling == "pooler":
             return out.pooler_output
+        if several:
+            states = out.hidden_states
+            picked = range(1, len(states)) if self.layers == "all" else self.layers
+            return torch.stack([self._pool_one(states[i], mask) for i in picked]).mean(0)
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        return self._pool_one(hidden, mask)
+
+    def _pool_one(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
             return hidden[:, 0]
         m = mask.unsqueeze(-1).to(hidden.dtype)
@@ -306,6 +327,7 @@ class TextClassifier(nn.Module):
             "num_classes": model.num_classes,
             "classes": list(classes) if classes is not None else None,
             "pooling": model.pooling,
+            "layers": model.layers,
             "drop_rate": model.drop_rate,
             "architecture": model.pretrained_cfg.get("architecture"),
             "max_length": model.pretrained_cfg.get("max_length"),
@@ -323,6 +345,30 @@ class TextClassifier(nn.Module):
 
 # ------------------------------------------------------------------------------------------
 # helpers
+
+
+def check_layers(layers: Any, config: Any, pooling: str) -> Any:
+    """``-1`` (the last layer), ``"all"`` (every encoder layer's output averaged) or a tuple of
+    hidden-state indices (0 is the embeddings' output, ``num_hidden_layers`` the last)."""
+    if layers == -1 or layers == "all":
+        picked = layers
+    elif isinstance(layers, int) and not isinstance(layers, bool):
+        picked = (layers,)
+    elif isinstance(layers, (list, tuple)) and layers and all(
+            isinstance(i, int) and not isinstance(i, bool) for i in layers):
+        picked = tuple(layers)
+    else:
+        picked = None
+    n = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layers", 0))
+    if picked is None or (isinstance(picked, tuple) and n and
+                          not all(-(n + 1) <= i <= n for i in picked)):
+        raise ConfigError(
+            f"layers must be -1 (the last layer), 'all' (every encoder layer averaged) or hidden-"
+            f"state indices 0..{n or 'L'} (0 = embeddings), got {layers!r}."
+        )
+    if picked != -1 and pooling == "pooler":
+        raise ConfigError("pooling='pooler' reads the pooler's output; it takes no layers=.")
+    return picked
 
 
 def check_num_classes(num_classes: Any) -> int:
