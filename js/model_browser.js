@@ -1,6 +1,8 @@
 // ModelBrowser view: the timm catalog as one virtual-scrolled table, filters, a details pane and
 // a top-1 scatter.
-// Kernel -> page: `_catalog` (sent once: columnar, numbers as binary buffers) and `selected`.
+// Kernel -> page: `_catalog` (sent once: columnar, numbers as binary buffers, with a `rank`
+// column and `order_note`: the order it opens in and why), `selected`, and `hub` / `hub_detail`
+// (whether models without offline weights can be created now; rows that cannot say so).
 // Page -> kernel: only `selected` (a click, Enter, or a click on a dot).
 // Every model-supplied string reaches the page through textContent / fillText / title, never as
 // HTML, so a name like `<img src=x onerror=...>` is shown literally.
@@ -12,12 +14,7 @@ import {
   filterRows,
   filtersAreEmpty,
   formatNumber,
-  linearScale,
-  linearTicks,
-  logScale,
-  logTicks,
   moveCursor,
-  nearestPoint,
   nextSort,
   positionOf,
   scrollToReveal,
@@ -26,14 +23,14 @@ import {
   valueCounts,
   visibleWindow,
 } from "./lib/table.js";
+import { availability, offlineCellText, orderText } from "./lib/availability.js";
+import { drawDetails as fillDetails } from "./model_browser/details.js";
+import { X_AXES, createScatter } from "./model_browser/scatter.js";
 
 const ROW_H = 26; // must match --tlw-mb-row-h in model_browser.css
 const VIEW_ROWS = 13; // the viewport's height in rows (css: calc(row-h * 13))
 const OVERSCAN = 8;
 const MAX_ROWS = 100;
-const PLOT_W = 440;
-const PLOT_H = 270;
-const MARGIN = { left: 46, right: 12, top: 10, bottom: 36 };
 
 const COLUMNS = [
   { key: "name", label: "Model", title: "timm name (architecture.tag)", cls: "tlw-name" },
@@ -46,14 +43,8 @@ const COLUMNS = [
   { key: "gpu_img_s", label: "GPU/s", title: "GPU inference, images per second", num: true, digits: 0 },
   { key: "cpu_img_s", label: "CPU/s", title: "CPU inference, images per second", num: true, digits: 1 },
   { key: "license", label: "Licence", title: "Licence of the weights", dim: true },
-  { key: "cached", label: "Offline", title: "Weights available without network", bool: true },
+  { key: "cached", label: "Offline", title: "Weights on this machine (✓), or “no hub”: not here and the Hugging Face Hub cannot be reached", bool: true },
 ];
-
-const X_AXES = {
-  gpu_img_s: { label: "GPU speed (img/s, log)", log: true },
-  cpu_img_s: { label: "CPU speed (img/s, log)", log: true },
-  params_m: { label: "Parameters (M, log)", log: true },
-};
 
 let viewCounter = 0;
 
@@ -74,16 +65,13 @@ function h(tag, props = {}, children = []) {
   return node;
 }
 
-function cssVar(el, name, fallback) {
-  const v = getComputedStyle(el).getPropertyValue(name).trim();
-  return v || fallback;
-}
-
 /** @param {{model: any, el: HTMLElement}} ctx */
 function render({ model, el }) {
   const t0 = performance.now();
   const viewId = ++viewCounter;
-  const { n, cols } = decodePayload(model.get("_catalog"));
+  const payload = model.get("_catalog");
+  const { n, cols } = decodePayload(payload);
+  const orderNote = payload.order_note || "";
   if (!cols.architecture || !cols.tag) {
     // the kernel leaves these out when every name is "architecture.tag" (they travel once, in name)
     cols.architecture = new Array(n);
@@ -103,7 +91,12 @@ function render({ model, el }) {
   for (let i = 0; i < n; i++) rowOf.set(cols.name[i], i);
 
   let filters = emptyFilters();
-  let sort = { key: "name", dir: "asc" };
+  // the recommended order (the kernel's `rank`: offline first, then light models by top-1)
+  const recommended = cols.rank ? { key: "rank", dir: "asc" } : { key: "name", dir: "asc" };
+  let sort = recommended;
+  let hub = model.get("hub") || "unknown";
+  let hubDetail = model.get("hub_detail") || "";
+  const offlineCount = cols.cached ? cols.cached.reduce((a, v) => a + (v ? 1 : 0), 0) : 0;
   let order = new Int32Array(0); // shown rows (catalog indices), filtered and sorted
   let cursor = -1; // position in `order` of the keyboard cursor
   let selectedRow = -1; // catalog index of `selected`
@@ -161,6 +154,11 @@ function render({ model, el }) {
   );
   const note = h("div", { class: "tlw-mb-note", role: "status" });
   root.appendChild(note);
+  // why the rows are in this order (and what "no hub" means), with a way back to it
+  const orderLine = h("span", { class: "tlw-mb-order-text" });
+  const hubLine = h("div", { class: "tlw-mb-hub", role: "status" });
+  const resetOrder = h("button", { type: "button", class: "tlw-mb-reset-order", text: "Recommended order" });
+  root.appendChild(h("div", { class: "tlw-mb-order" }, [h("div", {}, [orderLine, resetOrder]), hubLine]));
 
   // table
   const head = h("div", { class: "tlw-mb-head", role: "row" });
@@ -223,13 +221,19 @@ function render({ model, el }) {
       const col = cols[c.key];
       let text = "";
       if (col) {
-        if (c.bool) text = col[idx] ? "✓" : "";
+        if (c.key === "cached") text = offlineCellText(availability(col[idx], hub));
+        else if (c.bool) text = col[idx] ? "✓" : "";
         else if (c.num) text = formatNumber(col[idx], c.digits);
         else text = col[idx] ?? "";
       }
       cells[j].textContent = text;
     }
-    cells[0].title = cols.name[idx];
+    const kind = availability(cols.cached ? cols.cached[idx] : 0, hub);
+    row.classList.toggle("is-unavailable", kind === "needs-hub");
+    row.title =
+      kind === "needs-hub"
+        ? `${cols.name[idx]}: cannot be created with pretrained weights now (not on this machine, no Hugging Face Hub). Select it for the ways out.`
+        : cols.name[idx];
   }
 
   function drawRows() {
@@ -263,7 +267,16 @@ function render({ model, el }) {
     else viewport.removeAttribute("aria-activedescendant");
   }
 
+  function drawOrder() {
+    const label = (COLUMNS.find((c) => c.key === sort.key) || { label: sort.key }).label;
+    const t = orderText(sort, orderNote, label, hub, offlineCount);
+    orderLine.textContent = t.order;
+    resetOrder.hidden = sort.key === recommended.key || !cols.rank;
+    hubLine.textContent = t.hub;
+  }
+
   function drawHead() {
+    drawOrder();
     for (const c of COLUMNS) {
       const b = headButtons.get(c.key);
       b.textContent = c.label;
@@ -282,199 +295,21 @@ function render({ model, el }) {
   }
 
   // ---- details ------------------------------------------------------------------------------
-  function fmtTriple(col, i) {
-    if (!col) return "";
-    const v = [col[3 * i], col[3 * i + 1], col[3 * i + 2]];
-    return v.some(Number.isNaN) ? "" : v.map((x) => x.toFixed(3)).join(", ");
-  }
   function drawDetails() {
-    details.replaceChildren();
-    if (selectedRow < 0) {
-      details.appendChild(h("h4", { text: "No model selected" }));
-      details.appendChild(
-        h("div", { class: "tlw-mb-hint", text: "Click a row or a dot, or use the arrow keys and Enter in the table." }),
-      );
-      return;
-    }
     const i = selectedRow;
-    details.appendChild(h("h4", { text: cols.name[i] }));
-    if (positionOf(order, i) < 0) {
-      details.appendChild(h("div", { class: "tlw-mb-warn", text: "Hidden by the current filters." }));
-    }
-    const dl = h("dl");
-    const num = (key, digits, unit = "") => {
-      const v = cols[key] ? cols[key][i] : NaN;
-      return Number.isNaN(v) ? "unknown" : `${formatNumber(v, digits)}${unit}`;
-    };
-    const str = (key) => (cols[key] && cols[key][i]) || "unknown";
-    const add = (term, value, cls) => {
-      dl.appendChild(h("dt", { text: term }));
-      const dd = h("dd", { text: value });
-      if (cls) dd.className = cls;
-      dl.appendChild(dd);
-    };
-    add("Architecture", `${cols.architecture[i]}${cols.tag[i] ? `  ·  tag ${cols.tag[i]}` : ""}`);
-    add("Family", str("family"));
-    add("Pretrained on", str("pretrain"));
-    add("Parameters", `${num("params_m", 2, " M")}   ·   ${num("gmacs", 2, " GMACs")}`);
-    add("Input size", `${num("img_size", 0, " px")}   ·   crop ${num("crop_pct", 3)}   ·   ${str("interpolation")}`);
-    add("Mean", fmtTriple(cols.mean, i) || "unknown");
-    add("Std", fmtTriple(cols.std, i) || "unknown");
-    add("Top-1 / top-5", `${num("top1", 2, " %")}  /  ${num("top5", 2, " %")}`);
-    add("Speed", `GPU ${num("gpu_img_s", 0, " img/s")}   ·   CPU ${num("cpu_img_s", 1, " img/s")}`);
-    const nc = cols.noncommercial && cols.noncommercial[i];
-    add("Licence", `${str("license")}${nc ? " — non-commercial only" : ""}`, nc ? "tlw-mb-warn" : "");
-    add("Papers", (cols.paper_ids && cols.paper_ids[i]) || "none listed in timm's cfg");
-    const cached = cols.cached && cols.cached[i];
-    add(
-      "Weights",
-      cached ? "available offline (no download needed)" : "not cached: needs the Hugging Face Hub",
-      cached ? "tlw-mb-yes" : "",
-    );
-    add("HF Hub id", str("hf_hub_id"));
-    if (cols.num_classes && !Number.isNaN(cols.num_classes[i])) add("Classes (pretrained head)", num("num_classes", 0));
-    details.appendChild(dl);
+    fillDetails(details, {
+      cols,
+      i,
+      hidden: i >= 0 && positionOf(order, i) < 0,
+      kind: i >= 0 ? availability(cols.cached ? cols.cached[i] : 0, hub) : "download",
+      hubDetail,
+    });
   }
 
   // ---- scatter ------------------------------------------------------------------------------
-  const dpr = Math.max(1, window.devicePixelRatio || 1);
-  canvas.width = Math.round(PLOT_W * dpr);
-  canvas.height = Math.round(PLOT_H * dpr);
-  let plotted = { xs: new Float32Array(0), ys: new Float32Array(0), rows: new Int32Array(0), count: 0 };
-
-  // Theme colours for the canvas, from JupyterLab's CSS variables.
-  function readTheme() {
-    return {
-      fg: cssVar(root, "--jp-ui-font-color1", "#222"),
-      fg2: cssVar(root, "--jp-ui-font-color2", "#666"),
-      grid: cssVar(root, "--jp-border-color2", "#ddd"),
-      brand: cssVar(root, "--jp-brand-color1", "#1976d2"),
-      accent: cssVar(root, "--jp-warn-color1", "#f57c00"),
-      font: cssVar(root, "--jp-ui-font-family", "sans-serif"),
-      halo: cssVar(root, "--jp-layout-color1", "#fff"),
-    };
-  }
-
+  const scatter = createScatter(canvas, caption, root, cols);
   function drawPlot() {
-    const ctx = canvas.getContext("2d");
-    if (!ctx) return;
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    ctx.clearRect(0, 0, PLOT_W, PLOT_H);
-    // Read on every draw: a view rendered before it is attached inherits no theme variables,
-    // and JupyterLab may swap a theme's stylesheet in at any time.
-    const { fg, fg2, grid, brand, accent, font, halo } = readTheme();
-    const x0 = MARGIN.left;
-    const x1 = PLOT_W - MARGIN.right;
-    const y0 = PLOT_H - MARGIN.bottom;
-    const y1 = MARGIN.top;
-    const xv = cols[xAxis];
-    const yv = cols.top1;
-    ctx.font = `11px ${font}`;
-    if (!xv || !yv) {
-      ctx.fillStyle = fg2;
-      ctx.fillText("No top-1 or speed data in this catalog.", x0, PLOT_H / 2);
-      plotted.count = 0;
-      return;
-    }
-    const usable = [];
-    for (const i of order) if (xv[i] > 0 && Number.isFinite(xv[i]) && Number.isFinite(yv[i])) usable.push(i);
-    const sx = X_AXES[xAxis].log ? logScale(xv, usable, x0, x1) : linearScale(xv, usable, x0, x1);
-    const sy = linearScale(yv, usable, y0, y1);
-    // axes and grid
-    ctx.strokeStyle = grid;
-    ctx.fillStyle = fg2;
-    ctx.lineWidth = 1;
-    if (sx && sy) {
-      ctx.textAlign = "center";
-      ctx.textBaseline = "top";
-      for (const t of X_AXES[xAxis].log ? logTicks(sx.lo, sx.hi) : linearTicks(sx.lo, sx.hi)) {
-        const x = Math.round(sx.scale(t)) + 0.5;
-        ctx.beginPath();
-        ctx.moveTo(x, y1);
-        ctx.lineTo(x, y0);
-        ctx.stroke();
-        ctx.fillText(t >= 1 ? t.toLocaleString("en-US") : String(t), x, y0 + 4);
-      }
-      ctx.textAlign = "right";
-      ctx.textBaseline = "middle";
-      for (const t of linearTicks(sy.lo, sy.hi, 5)) {
-        const y = Math.round(sy.scale(t)) + 0.5;
-        ctx.beginPath();
-        ctx.moveTo(x0, y);
-        ctx.lineTo(x1, y);
-        ctx.stroke();
-        ctx.fillText(String(t), x0 - 4, y);
-      }
-    }
-    ctx.strokeStyle = fg2;
-    ctx.beginPath();
-    ctx.moveTo(x0, y1);
-    ctx.lineTo(x0, y0);
-    ctx.lineTo(x1, y0);
-    ctx.stroke();
-    ctx.fillStyle = fg;
-    ctx.textAlign = "center";
-    ctx.textBaseline = "bottom";
-    ctx.fillText(X_AXES[xAxis].label, (x0 + x1) / 2, PLOT_H - 2);
-    ctx.save();
-    ctx.translate(11, (y0 + y1) / 2);
-    ctx.rotate(-Math.PI / 2);
-    ctx.textBaseline = "middle";
-    ctx.fillText("Top-1 (%)", 0, 0);
-    ctx.restore();
-
-    const m = usable.length;
-    if (plotted.xs.length < m) {
-      plotted = { xs: new Float32Array(m), ys: new Float32Array(m), rows: new Int32Array(m), count: 0 };
-    }
-    plotted.count = m;
-    if (!sx || !sy) {
-      caption.textContent = "None of the shown models has both top-1 and this x value.";
-      return;
-    }
-    ctx.fillStyle = brand;
-    ctx.globalAlpha = 0.45;
-    ctx.beginPath();
-    for (let k = 0; k < m; k++) {
-      const i = usable[k];
-      const x = sx.scale(xv[i]);
-      const y = sy.scale(yv[i]);
-      plotted.xs[k] = x;
-      plotted.ys[k] = y;
-      plotted.rows[k] = i;
-      ctx.moveTo(x + 2.5, y);
-      ctx.arc(x, y, 2.5, 0, 2 * Math.PI);
-    }
-    ctx.fill();
-    ctx.globalAlpha = 1;
-    let captionText = `${m.toLocaleString("en-US")} of the ${order.length.toLocaleString("en-US")} shown models have top-1 and ${xAxis === "params_m" ? "size" : "speed"} figures.`;
-    if (selectedRow >= 0) {
-      const i = selectedRow;
-      if (xv[i] > 0 && Number.isFinite(yv[i]) && xv[i] >= sx.lo && xv[i] <= sx.hi && yv[i] >= sy.lo && yv[i] <= sy.hi) {
-        const x = sx.scale(xv[i]);
-        const y = sy.scale(yv[i]);
-        ctx.fillStyle = accent;
-        ctx.strokeStyle = fg;
-        ctx.lineWidth = 1.5;
-        ctx.beginPath();
-        ctx.arc(x, y, 6, 0, 2 * Math.PI);
-        ctx.fill();
-        ctx.stroke();
-        ctx.textBaseline = "bottom";
-        ctx.textAlign = x > (x0 + x1) / 2 ? "right" : "left";
-        const lx = x + (x > (x0 + x1) / 2 ? -8 : 8);
-        // a halo in the background colour keeps the label readable over the dots
-        ctx.strokeStyle = halo;
-        ctx.lineWidth = 3;
-        ctx.lineJoin = "round";
-        ctx.strokeText(cols.name[i], lx, y - 4);
-        ctx.fillStyle = fg;
-        ctx.fillText(cols.name[i], lx, y - 4);
-      } else {
-        captionText += " The selected model is not on the plot (no figures, or filtered out).";
-      }
-    }
-    caption.textContent = captionText;
+    scatter.draw(order, xAxis, selectedRow);
   }
 
   // ---- state changes ------------------------------------------------------------------------
@@ -594,6 +429,16 @@ function render({ model, el }) {
     }
   });
 
+  resetOrder.addEventListener("click", () => {
+    sort = recommended;
+    sortedAll = null;
+    const keep = cursor >= 0 ? order[cursor] : selectedRow;
+    timedRefresh("sort", { key: sort.key, dir: sort.dir });
+    cursor = positionOf(order, keep);
+    if (cursor >= 0) reveal(cursor);
+    drawRows();
+  });
+
   head.addEventListener("click", (ev) => {
     const b = ev.target.closest("button[data-key]");
     if (!b) return;
@@ -633,13 +478,7 @@ function render({ model, el }) {
     xAxis = xSel.value;
     drawPlot();
   });
-  const plotPoint = (ev) => {
-    const r = canvas.getBoundingClientRect();
-    const x = ((ev.clientX - r.left) * PLOT_W) / r.width;
-    const y = ((ev.clientY - r.top) * PLOT_H) / r.height;
-    const k = nearestPoint(plotted.xs, plotted.ys, plotted.count, x, y, 6);
-    return k < 0 ? -1 : plotted.rows[k];
-  };
+  const plotPoint = (ev) => scatter.rowAt(ev.clientX, ev.clientY);
   canvas.addEventListener("click", (ev) => {
     const row = plotPoint(ev);
     if (row < 0) return;
@@ -653,18 +492,19 @@ function render({ model, el }) {
     if (canvas.title !== title) canvas.title = title;
   });
   // For tests and scripted demos: where a model's dot is, in client coordinates.
-  canvas.tlwPointOf = (name) => {
-    const row = rowOf.has(name) ? rowOf.get(name) : -1;
-    for (let k = 0; k < plotted.count; k++) {
-      if (plotted.rows[k] === row) {
-        const r = canvas.getBoundingClientRect();
-        return { x: r.left + (plotted.xs[k] * r.width) / PLOT_W, y: r.top + (plotted.ys[k] * r.height) / PLOT_H };
-      }
-    }
-    return null;
-  };
+  canvas.tlwPointOf = (name) => scatter.pointOf(rowOf.has(name) ? rowOf.get(name) : -1);
 
   model.on("change:selected", onKernelSelected);
+  function onHub() {
+    hub = model.get("hub") || "unknown";
+    hubDetail = model.get("hub_detail") || "";
+    for (const row of pool) row._idx = -1; // refill: the Offline cells and row titles change
+    drawOrder();
+    drawRows();
+    drawDetails();
+  }
+  model.on("change:hub", onHub);
+  model.on("change:hub_detail", onHub);
   // JupyterLab switches themes by swapping CSS variables; the canvas must repaint to follow.
   const themeWatch = new MutationObserver(() => {
     // the new theme's stylesheet may apply a frame later
@@ -695,6 +535,8 @@ function render({ model, el }) {
 
   return () => {
     model.off("change:selected", onKernelSelected);
+    model.off("change:hub", onHub);
+    model.off("change:hub_detail", onHub);
     themeWatch.disconnect();
     sizeWatch.disconnect();
   };

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 import comm
@@ -205,7 +206,7 @@ def test_architecture_and_tag_travel_when_they_are_not_the_halves_of_the_name(co
 
 def test_the_whole_catalog_travels_once_well_under_a_megabyte(comms):
     frame = tlw.catalog()
-    browser = ModelBrowser()
+    browser = ModelBrowser(check_hub=False)  # no background probe messages in the count below
     got, json_bytes, binary_bytes = opening(comms[-1])
     assert_round_trip(frame, got)
     total = json_bytes + binary_bytes
@@ -277,3 +278,51 @@ def test_create_model_builds_the_selected_model_with_a_new_head():
     model = browser.create_model(num_classes=3, weights="none")
     assert model.get_classifier().out_features == 3
     assert model.pretrained_cfg["architecture"] == "resnet18"
+
+
+# ---------------------------------------------------------------- issue 12: order and hub
+def test_it_opens_sorted_for_a_first_choice_and_says_why(comms):
+    from tlwidgets.widgets.model_browser import CPU_GMACS, ORDER_NOTE, recommended_rank
+
+    frame = tlw.catalog()
+    ModelBrowser(catalog=frame, check_hub=False)
+    got, _, _ = opening(comms[-1])
+    rank = got["rank"]
+    assert np.array_equal(rank, recommended_rank(frame))
+    order = frame.iloc[np.argsort(rank)]
+    n_offline = int(frame["cached"].sum())
+    assert n_offline >= 1 and order["cached"].iloc[:n_offline].all()  # offline weights first
+    light = order.iloc[n_offline:n_offline + 20]
+    assert (light["gmacs"] <= CPU_GMACS).all()  # then models a laptop CPU can train
+    top = light["top1"].to_numpy()
+    assert np.all(np.diff(top) <= 0)  # by top-1
+    # nobody starts from a billion-parameter model any more
+    assert order["params_m"].iloc[:50].max() < 100
+    assert "Offline" in ORDER_NOTE and "top-1" in ORDER_NOTE and "CPU" in ORDER_NOTE
+    assert comms[-1].opened["data"]["state"]["_catalog"]["order_note"] == ORDER_NOTE
+
+
+def test_rank_puts_unknown_top1_last_in_its_group():
+    from tlwidgets.widgets.model_browser import recommended_rank
+
+    frame = pd.DataFrame({"name": ["a.x", "b.x", "c.x", "d.x"],
+                          "top1": [math.nan, 70.0, 80.0, 90.0],
+                          "gmacs": [1.0, 1.0, 1.0, 100.0], "cached": [False] * 4})
+    assert recommended_rank(frame).tolist() == [2, 1, 0, 3]
+
+
+def test_the_hub_status_reaches_the_page(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False)
+    assert browser.hub == "unknown"
+    assert browser.check_hub() == "unreachable"
+    assert browser.hub_detail == "HF_HUB_OFFLINE is set"
+    # in the background by default, when some row needs the hub
+    background = ModelBrowser(catalog=small_catalog())
+    deadline = time.monotonic() + 10
+    while background.hub == "checking" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert background.hub == "unreachable"
+    # nothing to check when every row is offline
+    everything_cached = small_catalog().assign(cached=True)
+    assert ModelBrowser(catalog=everything_cached).hub == "unknown"

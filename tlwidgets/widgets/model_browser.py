@@ -11,6 +11,9 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import socket
+import threading
+from urllib.parse import urlparse
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-__all__ = ["ModelBrowser", "encode_catalog"]
+__all__ = ["ModelBrowser", "encode_catalog", "recommended_rank", "ORDER_NOTE", "CPU_GMACS"]
 
 # float32 keeps every figure of the results tables (at most 5 significant digits) exactly
 # enough to display and sort, at half the bytes of float64.
@@ -160,6 +163,80 @@ def encode_catalog(frame: pd.DataFrame) -> dict[str, Any]:
     return {"n": n, "columns": columns}
 
 
+#: A model this light (multiply-accumulates per image, billions) fine-tunes on a laptop CPU in
+#: minutes at 128-224 px; without a GMACs figure, CPU_PARAMS_M (millions of parameters) decides.
+CPU_GMACS = 5.0
+CPU_PARAMS_M = 30.0
+ORDER_NOTE = (
+    "Sorted for a first choice: models whose weights are on this machine (✓ Offline) first, then "
+    f"models light enough for a laptop CPU (at most {CPU_GMACS:g} GMACs per image) by ImageNet "
+    "top-1, then the rest by top-1. Click a column heading to sort by it."
+)
+
+
+def recommended_rank(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's place (0 = first) in the order the browser opens in, :data:`ORDER_NOTE`:
+    offline weights first, then CPU-friendly models (``gmacs <= CPU_GMACS``, or
+    ``params_m <= CPU_PARAMS_M`` where GMACs are unknown) by top-1, then the rest by top-1;
+    rows without a top-1 figure last in each group, ties by name.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"name": ["big.x", "small.x", "here.x"], "top1": [88.0, 80.0, 75.0],
+    ...                       "gmacs": [300.0, 1.0, 0.4], "cached": [False, False, True]})
+    >>> recommended_rank(frame).tolist()
+    [2, 1, 0]
+    """
+    import pandas as pd
+
+    n = len(frame)
+
+    def num(key: str) -> np.ndarray:
+        if key not in frame:
+            return np.full(n, np.nan)
+        return pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+    cached = (np.array([_flag(v) for v in frame["cached"]], dtype=bool) if "cached" in frame
+              else np.zeros(n, dtype=bool))
+    gmacs, params, top1 = num("gmacs"), num("params_m"), num("top1")
+    light = np.where(np.isfinite(gmacs), gmacs <= CPU_GMACS,
+                     np.isfinite(params) & (params <= CPU_PARAMS_M))
+    names = frame["name"].astype(str).to_numpy()
+    # np.lexsort: the last key is the primary one
+    order = np.lexsort((names, np.where(np.isfinite(top1), -top1, np.inf), ~light, ~cached))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    return rank
+
+
+def _hub_host() -> tuple[str, int] | None:
+    url = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    parsed = urlparse(url)
+    if not parsed.hostname:
+        return None
+    return parsed.hostname, parsed.port or (80 if parsed.scheme == "http" else 443)
+
+
+def hub_status(timeout: float = 3.0) -> tuple[str, str]:
+    """``("reachable" | "unreachable", why)`` for the Hugging Face Hub, from this machine now.
+
+    ``HF_HUB_OFFLINE=1`` counts as unreachable without trying; otherwise one TCP connection to
+    the hub's host (``HF_ENDPOINT`` or huggingface.co), ``timeout`` seconds at most.
+
+    >>> hub_status()                                           # doctest: +SKIP
+    ('unreachable', 'huggingface.co could not be reached (timed out)')
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "unreachable", "HF_HUB_OFFLINE is set"
+    host = _hub_host()
+    if host is None:
+        return "unreachable", "HF_ENDPOINT is not a URL"
+    try:
+        socket.create_connection(host, timeout=timeout).close()
+    except OSError as err:
+        return "unreachable", f"{host[0]} could not be reached ({err})"
+    return "reachable", f"{host[0]} answers"
+
+
 def _check_catalog(frame: Any) -> pd.DataFrame:
     import pandas as pd
 
@@ -195,7 +272,11 @@ class ModelBrowser(anywidget.AnyWidget):
     The page shows a search box (substring or wildcards such as ``resnet*`` and ``*in21k*``),
     filters (family, pretraining data, licence and a commercial-use switch, parameter range,
     input size, available offline), a sortable table, the selected model's details and a scatter
-    of top-1 against speed or size. Click a row or a dot, or use the arrow keys and Enter, to set
+    of top-1 against speed or size. It opens in the order a newcomer would choose from
+    (:data:`ORDER_NOTE`, :func:`recommended_rank`): offline weights first, then models light
+    enough for a CPU by top-1. Where the hub cannot be reached (checked in the background,
+    ``check_hub=False`` to skip), rows whose weights are not on this machine say so, and the
+    details pane gives the ways out, before ``create_model`` would fail. Click a row or a dot, or use the arrow keys and Enter, to set
     :attr:`selected`; setting it from Python selects and scrolls to that row.
 
     >>> import tlwidgets as tlw
@@ -215,13 +296,25 @@ class ModelBrowser(anywidget.AnyWidget):
     ).tag(sync=True)
 
     _catalog = traitlets.Dict(
-        help="The catalog, columnar and binary-encoded by encode_catalog(); sent once."
+        help="The catalog, columnar and binary-encoded by encode_catalog(); sent once, with "
+        "the recommended order (a 'rank' column) and the note that explains it."
+    ).tag(sync=True)
+
+    hub = traitlets.Unicode(
+        "unknown",
+        help="Whether models without offline weights can be created now: 'unknown' (not "
+        "checked), 'checking', 'reachable' or 'unreachable' (the Hugging Face Hub cannot be "
+        "reached, or HF_HUB_OFFLINE is set). The page marks such rows and says the way out.",
+    ).tag(sync=True)
+    hub_detail = traitlets.Unicode(
+        "", help="Why the hub is unreachable (say, 'HF_HUB_OFFLINE is set')."
     ).tag(sync=True)
 
     def __init__(
         self,
         catalog: pd.DataFrame | None = None,
         selected: str | None = None,
+        check_hub: bool = True,
         **kwargs: Any,
     ) -> None:
         if catalog is None:
@@ -231,9 +324,39 @@ class ModelBrowser(anywidget.AnyWidget):
         frame = _check_catalog(catalog)
         self._frame = frame
         self._names = frozenset(frame["name"].astype(str))
-        super().__init__(_catalog=encode_catalog(frame), **kwargs)
+        payload = encode_catalog(frame)
+        rank = recommended_rank(frame).astype(np.float32)  # exact below 2**24 rows
+        payload["columns"]["rank"] = {"kind": "num", "dtype": "float32", "data": rank.tobytes()}
+        payload["order_note"] = ORDER_NOTE
+        # only rows without offline weights need the hub: no probe when every row is cached
+        probe = bool(check_hub) and not all(_flag(v) for v in frame.get("cached", [0]))
+        super().__init__(_catalog=payload, hub="checking" if probe else "unknown", **kwargs)
         if selected:
             self.selected = selected
+        if probe:
+            self.check_hub(wait=False)
+
+    def check_hub(self, wait: bool = True, timeout: float = 3.0) -> str:
+        """Find out whether the hub can be reached now, so the page can mark the rows whose
+        weights would need it; in a background thread unless ``wait``. Returns ``hub``.
+
+        >>> browser.check_hub()          # doctest: +SKIP
+        'unreachable'
+        """
+        if self.hub != "checking":
+            self.hub = "checking"
+
+        def probe() -> None:
+            status, why = hub_status(timeout)
+            with self.hold_sync():
+                self.hub_detail = why
+                self.hub = status
+
+        if wait:
+            probe()
+        else:
+            threading.Thread(target=probe, name="tlw-hub-probe", daemon=True).start()
+        return self.hub
 
     @traitlets.validate("selected")
     def _validate_selected(self, proposal: dict[str, Any]) -> str:
