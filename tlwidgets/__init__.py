@@ -19,6 +19,8 @@ from typing import Any
 
 from .errors import (
     CatalogError,
+    CheckpointError,
+    ExportError,
     ConfigError,
     DataError,
     FreezeError,
@@ -101,6 +103,8 @@ __all__ = [
     "__version__",
     "TLWidgetsError",
     "CatalogError",
+    "CheckpointError",
+    "ExportError",
     "ConfigError",
     "DataError",
     "FreezeError",

@@ -28,6 +28,8 @@ __all__ = [
     "ModulePathError",
     "TrainerStateError",
     "TrainingError",
+    "CheckpointError",
+    "ExportError",
     "FrontendNotBuiltError",
     "CatalogError",
     "Cancelled",
@@ -86,6 +88,14 @@ class TrainerStateError(TLWidgetsError, RuntimeError):
 
 class TrainingError(TLWidgetsError, RuntimeError):
     """Training failed (non-finite loss, out of memory, a failing callback)."""
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint is missing, damaged or torn (its two files from different epochs)."""
+
+
+class ExportError(TLWidgetsError, OSError):
+    """A model cannot be exported there (a read-only folder, a path under a file, a clash)."""
 
 
 class FrontendNotBuiltError(TLWidgetsError, FileNotFoundError):

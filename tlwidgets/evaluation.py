@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._runtime import DeviceContext, atomic_write, model_lock, preserved
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ExportError
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -242,9 +242,13 @@ def predict(model: nn.Module, data: Any, images: Any, k: int = 3,
     for item in items:
         if preprocessed:
             t = torch.as_tensor(item).float()
-            if t.ndim != 3:
+            want = tuple(getattr(data, "data_config", {}).get("input_size", ()) or ())
+            if t.ndim != 3 or (len(want) == 3 and tuple(t.shape) != want):
                 raise DataError(
-                    f"a preprocessed image must be a CHW tensor, got shape {tuple(t.shape)}."
+                    f"a preprocessed image must be a CHW tensor of the model's input size "
+                    f"{want or '(C, H, W)'}, got shape {tuple(t.shape)}; pass the raw image "
+                    "(path, PIL image, HWC array) without preprocessed=True and it is resized "
+                    "and normalised for you."
                 )
             tensors.append(t)
         else:
@@ -285,7 +289,8 @@ def preprocessing_config(model: nn.Module, data: Any, format: str = "safetensors
 
 def export(model: nn.Module, data: Any, path: str | os.PathLike[str],
            format: str = "safetensors") -> Path:
-    """Write ``model`` for inference, with ``<path>.json`` (classes, preprocessing) beside it.
+    """Write ``model`` for inference, with ``<path>.json`` (classes, preprocessing, and the file
+    of each format exported under that base name) beside it.
 
     - ``"safetensors"``: the ``state_dict`` (load into the same architecture);
     - ``"torchscript"``: a traced module, ``torch.jit.load``-able without tlwidgets or timm
@@ -304,8 +309,34 @@ def export(model: nn.Module, data: Any, path: str | os.PathLike[str],
     path = Path(path)
     if path.suffix != _SUFFIX[format]:
         path = path.with_name(path.name + _SUFFIX[format])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    json_path = path.with_suffix(".json")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot export to {path}: its folder {path.parent} cannot be made "
+            f"({exc.strerror or exc}; is a part of the path a file?). Pass another path.") from exc
+    if not os.access(path.parent, os.W_OK):
+        raise ExportError(f"cannot export to {path}: {path.parent} is not writable; pass a "
+                          "folder you can write to.")
     meta = preprocessing_config(model, data, format)
+    # One sidecar describes every format exported under this base name: a second export of the
+    # same model adds its file; an export of another model there is refused, not overwritten.
+    meta["files"] = {format: path.name}
+    if json_path.exists():
+        try:
+            old = json.loads(json_path.read_text())
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict):
+            same = all(old.get(k) == meta[k] for k in ("architecture", "classes", "input_size",
+                                                        "mean", "std"))
+            if not same:
+                raise ExportError(
+                    f"{json_path} describes another exported model ({old.get('architecture')}, "
+                    f"classes {old.get('classes')}); pass another path so neither is lost.")
+            meta["files"] = {**dict(old.get("files") or {old.get("format", format): path.name}),
+                             format: path.name}
     size = meta["input_size"]
     if format == "onnx":
         missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
@@ -314,36 +345,39 @@ def export(model: nn.Module, data: Any, path: str | os.PathLike[str],
                 f"exporting to ONNX needs the {' and '.join(missing)} package(s), which are not "
                 f"installed; run `pip install {' '.join(missing)}` (or pick format='torchscript')."
             )
-    if format == "safetensors":
-        from safetensors.torch import save_model
+    try:
+        if format == "safetensors":
+            from safetensors.torch import save_model
 
-        atomic_write(path, lambda tmp: save_model(model, tmp))
-    else:
-        cpu_model = copy.deepcopy(model).cpu().eval()
-        example = torch.rand(1, *size)
-        if format == "torchscript":
-            with torch.no_grad(), warnings.catch_warnings():
-                # TorchScript is deprecated upstream; the user asked for it explicitly.
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                traced = torch.jit.trace(cpu_model, example)
-
-            def write_ts(tmp: str) -> None:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FutureWarning)
-                    torch.jit.save(traced, tmp)
-
-            atomic_write(path, write_ts)
+            atomic_write(path, lambda tmp: save_model(model, tmp))
         else:
-            batch = torch.export.Dim("batch", min=1, max=1024)
+            cpu_model = copy.deepcopy(model).cpu().eval()
+            example = torch.rand(1, *size)
+            if format == "torchscript":
+                with torch.no_grad(), warnings.catch_warnings():
+                    # TorchScript is deprecated upstream; the user asked for it explicitly.
+                    warnings.simplefilter("ignore", FutureWarning)
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    traced = torch.jit.trace(cpu_model, example)
 
-            def write_onnx(tmp: str) -> None:
-                torch.onnx.export(
-                    cpu_model, (example,), tmp, input_names=["image"], output_names=["logits"],
-                    dynamo=True, dynamic_shapes=({0: batch},), external_data=False,
-                )
+                def write_ts(tmp: str) -> None:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", FutureWarning)
+                        torch.jit.save(traced, tmp)
 
-            atomic_write(path, write_onnx)
-    json_path = path.with_suffix(".json")
-    atomic_write(json_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+                atomic_write(path, write_ts)
+            else:
+                batch = torch.export.Dim("batch", min=1, max=1024)
+
+                def write_onnx(tmp: str) -> None:
+                    torch.onnx.export(
+                        cpu_model, (example,), tmp, input_names=["image"], output_names=["logits"],
+                        dynamo=True, dynamic_shapes=({0: batch},), external_data=False,
+                    )
+
+                atomic_write(path, write_onnx)
+        atomic_write(json_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    except OSError as exc:
+        raise ExportError(f"could not write {path} ({exc.strerror or exc}); pass a path on a "
+                          "writable disk with free space.") from exc
     return path

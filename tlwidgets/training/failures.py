@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import NothingTrainableError, TrainingError
+from ..errors import TLWidgetsError, TrainingError
 from .events import SubscriberError
 from .hooks import Diverged
 from .loop import NonFiniteLoss, StopRun
@@ -69,8 +69,8 @@ def describe_failure(trainer: Trainer, exc: BaseException
             f"out of memory on {trainer.device} at step {step + 1}: {exc}. The model kept its "
             "last completed step. Try a smaller batch_size (e.g. ImageData(..., batch_size=16)), "
             "amp=True on a GPU, or freeze more layers (tlw.freeze_to(model, -2))."), exc
-    if isinstance(exc, NothingTrainableError):
-        return "failed", exc, None
+    if isinstance(exc, TLWidgetsError) and not isinstance(exc, TrainingError):
+        return "failed", exc, None  # says what is wrong and the fix already (a full disk, ...)
     if isinstance(exc, SystemExit):
         return "failed", TrainingError(
             f"training was ended at step {step + 1} by SystemExit({exc.code!r}) raised inside the "

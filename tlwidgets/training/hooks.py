@@ -30,13 +30,15 @@ from typing import Any
 import pandas as pd
 import torch
 
-from .._runtime import atomic_write
+from .._runtime import atomic_write, preserved
 from ..errors import TrainingError
 from .checkpoints import (
+    clean_folder,
     link_checkpoint,
     load_checkpoint,
     save_checkpoint,
     snapshot_weights,
+    write_frozen,
     write_in_background,
 )
 from .config import METRICS
@@ -240,30 +242,54 @@ class RunFiles(Hook):
             run.warn(f"could not write the run files to {run.run_dir()}: {exc}")
 
 
+def changing_names(model: torch.nn.Module) -> set[str]:
+    """The ``state_dict`` names a training step can change: trainable parameters and the buffers
+    of modules that train (BN statistics under the ``"train"`` policy)."""
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    with preserved(model):
+        model.train()
+        for path, module in model.named_modules():
+            if module.training:
+                prefix = f"{path}." if path else ""
+                names.update(prefix + b for b, _ in module.named_buffers(recurse=False))
+    return names
+
+
 class Checkpoints(Hook):
     """``checkpoints/last`` after every epoch (and when a run stops or fails), ``checkpoints/best``
     when ``metric`` improves; the starting weights kept in memory until the first checkpoint, so a
     run never ends with worse weights than it began with.
 
-    The weights are copied to CPU memory at the epoch boundary and written by a background thread
-    while the next epoch trains (one write in flight at most); the run's end waits for the last
-    one, and so does any reader of the folder in this process (``load_checkpoint``).
+    A checkpoint holds what can change (:func:`changing_names`); the frozen rest is written once
+    a run (``frozen-<digest>.safetensors``) and referenced. The tensors are copied to CPU memory
+    at the epoch boundary and written by a background thread while the next epoch trains (one
+    write in flight at most); the run's end waits for the last one, and so does any reader of the
+    folder in this process (``load_checkpoint``). A checkpoint that cannot be written (a full
+    disk) fails the run at the next epoch boundary, with the model in memory intact.
     """
 
     name, order = "checkpoints", 40
 
-    def __init__(self, metric: str, payload: Callable[[], dict[str, Any]]) -> None:
-        self.metric, self.payload = metric, payload
+    def __init__(self, metric: str, payload: Callable[[], dict[str, Any]],
+                 version: Callable[[], int]) -> None:
+        self.metric, self.payload, self.version = metric, payload, version
         self.best: float | None = None
         self.start_weights: dict[str, torch.Tensor] | None = None
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        self._split: tuple[Any, set[str], str | None] | None = None  # (key, changing, frozen file)
+        self._runs = 0
 
     def folder(self, run: RunState) -> Path:
         return run.run_dir() / "checkpoints"
 
     def on_run_start(self, run: RunState) -> None:
         self.join(run)
+        self._runs += 1
+        self._split = None
+        removed = clean_folder(self.folder(run))
+        if removed:
+            run.log(f"removed {len(removed)} file(s) a killed run left in {self.folder(run)}")
         if not run.history and self.start_weights is None:
             self.start_weights = snapshot_weights(run.model)
 
@@ -276,20 +302,38 @@ class Checkpoints(Hook):
 
     def on_run_end(self, run: RunState, final: str) -> None:
         # When fit() returns (or the thread of start() ends) the files are complete on disk.
-        self.join(run)
-        if final in ("stopped", "failed") and run.cycle is not None:
-            self.save(run, "last")
+        try:
+            self.join(run, fail=False)
+        finally:
+            if final in ("stopped", "failed") and run.cycle is not None:
+                self.save(run, "last")
+
+    def _changing(self, run: RunState) -> tuple[set[str], str | None]:
+        """What the checkpoints hold, and the frozen file beside them (written once a run and
+        again after a freeze change)."""
+        key = (self._runs, self.version())
+        if self._split is None or self._split[0] != key:
+            changing = changing_names(run.model)
+            state = run.model.state_dict()
+            rest = {k: v for k, v in state.items() if k not in changing}
+            frozen = write_frozen(self.folder(run), rest) if rest else None
+            self._split = (key, changing, frozen)
+        return self._split[1], self._split[2]
 
     def save(self, run: RunState, name: str, link_best: bool = False,
              background: bool = False) -> None:
         """Write checkpoint ``name`` (and make "best" a hard link to it when ``link_best``)."""
         self.join(run)
-        state = self.payload()
-        weights = snapshot_weights(run.model)
         folder = self.folder(run)
+        try:
+            changing, frozen = self._changing(run)
+        except OSError as exc:
+            raise self._unwritable(folder, exc) from exc
+        state = self.payload()
+        weights = snapshot_weights(run.model, changing if frozen else None)
 
         def write() -> None:
-            save_checkpoint(folder, name, weights, state)
+            save_checkpoint(folder, name, weights, state, frozen=frozen)
             if link_best:
                 # "best" is this epoch's "last": a hard link costs no second write (the next
                 # "last" is a new file, so the link keeps these bytes).
@@ -311,21 +355,33 @@ class Checkpoints(Hook):
 
         self._writer = write_in_background(folder, work)
 
-    def join(self, run: RunState | None = None) -> None:
-        """Wait for the checkpoint being written in the background, and report its failure."""
+    @staticmethod
+    def _unwritable(folder: Path, exc: BaseException) -> TrainingError:
+        return TrainingError(
+            f"could not write a checkpoint to {folder} ({type(exc).__name__}: {exc}); the run was "
+            "stopped so that no more work goes unsaved. The model in memory is intact: "
+            "trainer.export('elsewhere/model') saves it; free space (or pass run_dir= on another "
+            "disk) and train again.")
+
+    def join(self, run: RunState | None = None, fail: bool = True) -> None:
+        """Wait for the checkpoint being written in the background; its failure fails the run
+        (``fail``) or is kept as a warning."""
         writer = self._writer
         if writer is not None:
             writer.join()
             self._writer = None
         if self._writer_error is not None:
             exc, self._writer_error = self._writer_error, None
+            folder = self.folder(run) if run is not None else "the run folder"
+            if fail and isinstance(exc, OSError):
+                raise self._unwritable(Path(folder), exc) from exc
             if run is not None:
-                run.warn(f"could not write a checkpoint to {self.folder(run)}: {exc}")
+                run.warn(f"could not write a checkpoint to {folder}: {exc}")
 
     def restore(self, run: RunState, which: str) -> str:
         """Put checkpoint ``which`` ("best" or "last") back into the model; says what it did.
         Before any checkpoint exists, the starting weights are the fallback."""
-        self.join(run)
+        self.join(run, fail=False)
         try:
             load_checkpoint(self.folder(run), which, run.model, device=str(run.ctx.device))
             return f"the model was put back to its {which!r} checkpoint"

@@ -226,10 +226,12 @@ class RunFollower:
                 p["img_s"] = math.nan
             return p
 
-    def subscribe(self, fn: Callable[[TrainerEvent], Any]) -> Callable[[], None]:
+    def subscribe(self, fn: Callable[[TrainerEvent], Any], *, display: bool = False
+                  ) -> Callable[[], None]:
         """Call ``fn(event)`` for each new :class:`TrainerEvent` (on the follower's thread);
         returns a function that unsubscribes. A subscriber that raises is reported in
-        ``subscriber_errors`` and the others still get the event."""
+        ``subscriber_errors`` and the others still get the event. ``display`` is accepted as
+        ``Trainer.subscribe`` takes it (a followed run prints nothing here either way)."""
         if not callable(fn):
             raise ConfigError(
                 f"subscribe() needs a function that takes one TrainerEvent, got {fn!r}; "

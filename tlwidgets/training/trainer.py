@@ -56,6 +56,7 @@ from .hooks import Checkpoints, DivergenceGuard, EarlyStopping, OptimizerRebuild
 from .loop import StepLoop
 from .machine import ACTIVE, STATES, RunMachine
 from .optim import build_optimizer
+from .preflight import check_head, check_run_folder, expected_checkpoint_bytes
 from .progress import ConsoleProgress
 from .resume import read_run, restore_run
 from .state import HISTORY_COLUMNS, STEP_COLUMNS, RunState
@@ -167,6 +168,7 @@ class Trainer(RunMachine):
             weight_decay=weight_decay, amp=amp, device=device, grad_accum=grad_accum,
             clip_grad=clip_grad, early_stopping=early_stopping, cache_features=cache_features,
             metric=metric, seed=seed, verbose=verbose, restore_best=restore_best)
+        check_head(model, data)
         self.model, self.data = model, data
         self.device_context = DeviceContext.create(device, amp, model)
         self._name = str(name) if name is not None else None
@@ -178,12 +180,13 @@ class Trainer(RunMachine):
         self.run = RunState(model=model, data=data, config=self.config, ctx=self.device_context,
                             run_dir=lambda: self.run_dir, log=self._log, publish=self._publish)
         self._placed = False
+        self._restored = False  # True once this trainer ran in (or resumed) its run folder
         self._label_at_start: str | None = None
         self._cycles = EpochRunner(self.run, self._control,
                                    StepLoop(self.device_context, self._control,
                                             self.config.grad_accum, self.config.clip_grad),
                                    self._hook)
-        self.checkpoints = Checkpoints(self.config.metric, self._payload)
+        self.checkpoints = Checkpoints(self.config.metric, self._payload, self._cycles.freeze_version)
         self._run_files = RunFiles(self._run_info)
         hooks: list[Any] = [OptimizerRebuild(self._cycles.rebuild_optimizer, self._cycles.freeze_version),
                             DivergenceGuard(), self._run_files, self.checkpoints,
@@ -241,7 +244,7 @@ class Trainer(RunMachine):
         """The folder holding ``history.csv``, ``steps.csv`` and ``checkpoints/`` of this run."""
         if self._run_dir is None:
             if self._run_dir_arg is not None:
-                self._run_dir_arg.mkdir(parents=True, exist_ok=True)
+                check_run_folder(self._run_dir_arg, fresh=False, need_bytes=0)
                 self._run_dir = self._run_dir_arg.resolve()
             else:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -350,6 +353,7 @@ class Trainer(RunMachine):
             raise ConfigError(f"lr_mult must be a number >= 1 (the head's rate over the stem's), "
                               f"got {lr_mult!r}; fastai's default is 100.")
         self._check_not_active("fine_tune()")
+        self._preflight()
         half = base_lr / 2
 
         def phase_head() -> None:
@@ -403,10 +407,12 @@ class Trainer(RunMachine):
         self._place_model()
         self._cycles.pending_cycle = restore_run(run_dir, self.run, self.hooks, self._cycles.rebuild_optimizer)
         self._run_files.steps_written = len(self.run.steps)
+        self._restored = True
 
     # ------------------------------------------------------------------ run plumbing
     def _plan_fit(self, epochs: int | None, lr: float | slice | None) -> list[Callable[[], None]]:
         self._check_not_active("start a run")
+        self._preflight()
         if epochs is not None:
             check_epochs(epochs)
         if lr is not None:
@@ -419,6 +425,13 @@ class Trainer(RunMachine):
     def _hook(self, method: str, *args: Any) -> None:
         for h in self.hooks:
             getattr(h, method)(self.run, *args)
+
+    def _preflight(self) -> None:
+        """Refuse, at the call, a run that could not save its work or would mix two runs."""
+        self._check_not_active("start a run")
+        check_run_folder(self.run_dir, fresh=not self._restored,
+                         need_bytes=expected_checkpoint_bytes(self.model))
+        self._restored = True  # this trainer's own run is in the folder now: later fits continue it
 
     def _begin_run(self) -> None:
         self._cycles.run_started = time.perf_counter()
