@@ -365,3 +365,13 @@ def test_the_plan_lists_the_runs_without_training():
     assert plan.set_index(["repeat", "size", "init"]).loc[(0, 4, "a"), "epochs"] == 1  # 3 steps
     table = run_small(data, sizes=(1, 4), recipes=("head",), epochs=1, min_steps=3)
     assert table["epochs"].tolist()[:4] == plan["epochs"].tolist()[:4]
+
+
+def test_the_reading_looks_at_every_recipe_of_the_other_init():
+    table = synthetic_table()
+    extra = synthetic_table(scratch=(0.2, 0.3, 0.4, 0.5, 0.90))
+    extra = extra[extra["init"] == "scratch"].assign(recipe="all")
+    text = ex.read_data_efficiency(pd.concat([table, extra], ignore_index=True))
+    # scratch's head-only curve is better on average, but its all-layers one goes higher
+    assert "from scratch needs more than 64 to get there (its best: 90 % with 64, all layers)" \
+        in text

@@ -59,8 +59,8 @@ def read_data_efficiency(table: pd.DataFrame) -> str:
     """How many images per class each initialisation needs for the same accuracy.
 
     The first initialisation (``pretrained`` when present) is read where its best curve
-    levels off (within 2 points of its best); the others are asked how many images they need
-    to reach that accuracy.
+    levels off (within 2 points of its best); the others are asked how many images any of
+    their recipes needs to reach that accuracy.
     """
     summary = summarize(table)
     if summary.empty:
@@ -76,17 +76,20 @@ def read_data_efficiency(table: pd.DataFrame) -> str:
     parts = [f"With {size} image{'s' if size != 1 else ''} per class {_init_label(lead)} "
              f"({recipe_label(recipe)}) reaches {pct(target)}"]
     for other in others:
-        o_recipe, o_curve = best[other]
-        reached = o_curve[o_curve["mean"] >= target - 1e-9]
+        # any of its recipes may get there first: the smallest size where one does
+        o_all = summary[summary["init"] == other].sort_values(["size", "mean"],
+                                                              ascending=[True, False])
+        reached = o_all[o_all["mean"] >= target - 1e-9]
         name = _init_label(other)
         if len(reached):
-            n = int(reached.iloc[0]["size"])
-            parts.append(f"{name} ({recipe_label(o_recipe)}) needs {n} to get there")
+            r = reached.iloc[0]
+            parts.append(f"{name} ({recipe_label(r['recipe'])}) needs {int(r['size'])} to "
+                         "get there")
         else:
-            b = o_curve.loc[o_curve["mean"].idxmax()]
+            b = o_all.loc[o_all["mean"].idxmax()]
             parts.append(
                 f"{name} needs more than {largest} to get there (its best: {pct(b['mean'])} "
-                f"with {int(b['size'])}, {recipe_label(o_recipe)})"
+                f"with {int(b['size'])}, {recipe_label(b['recipe'])})"
             )
     text = "; ".join(parts) + "."
     runs = int(summary["runs"].max())
