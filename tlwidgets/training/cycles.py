@@ -18,6 +18,7 @@ import torch
 
 from ..errors import TrainingError
 from .feature_cache import FeatureCache, cache_decision
+from .feature_store import FeatureStore
 from .loop import Control, StepLoop
 from .optim import build_optimizer
 from .state import Cycle, RunState
@@ -33,8 +34,10 @@ class EpochRunner:
     """Runs cycles of epochs on ``run`` (see the module docstring)."""
 
     def __init__(self, run: RunState, control: Control, loop: StepLoop,
-                 hook: Callable[..., None]) -> None:
+                 hook: Callable[..., None], store: FeatureStore | None = None,
+                 progress: Callable[[], bool] = lambda: False) -> None:
         self.run, self.control, self.loop, self.hook = run, control, loop, hook
+        self.store, self.progress = store, progress
         self.pending_cycle = False  # a restored run has an interrupted cycle to finish
         self.train_loader: Any = None
         self._train_loader_aug: Any = "unset"
@@ -43,9 +46,20 @@ class EpochRunner:
         self._last_step_at = (0.0, 0.0)  # (time, paused total) at the previous step
         self._epoch_started = (0.0, 0.0)
         self.img_s_avg = float("nan")
+        self._decision: tuple[Any, Any] | None = None
+        self._version: int | None = None
 
     def freeze_version(self) -> int:
-        return _fz().freeze_version(self.run.model)
+        """The model's freeze version as read at the last epoch boundary (reading it walks every
+        parameter; an epoch boundary reads it once for the optimizer, the cache and the
+        checkpoint). A change made during an epoch is seen at the next boundary."""
+        if self._version is None:
+            self._version = _fz().freeze_version(self.run.model)
+        return self._version
+
+    def poll_freeze_version(self) -> int:
+        self._version = None
+        return self.freeze_version()
 
     def rebuild_optimizer(self) -> None:
         cyc = self.run.cycle
@@ -77,7 +91,11 @@ class EpochRunner:
 
     def refresh_cache(self) -> None:
         r = self.run
-        decision = cache_decision(self.run.model, self.run.data, self.run.config.cache_features)
+        # the decision depends on the freeze state (and BN policy) and the data: once per change
+        dkey = (self.freeze_version(), id(r.data), r.config.cache_features)
+        if self._decision is None or self._decision[0] != dkey:
+            self._decision = (dkey, cache_decision(r.model, r.data, r.config.cache_features))
+        decision = self._decision[1]
         if not decision.use:
             r.feature_cache = None
             if self._last_cache_reason != decision.reason:
@@ -88,12 +106,15 @@ class EpochRunner:
         if r.feature_cache is not None and r.feature_cache.key == key:
             return
         t0 = time.perf_counter()
-        r.feature_cache = FeatureCache(self.run.model, self.run.data, decision, self.run.ctx, key,
-                                       self.get_train_loader(decision.augment))
+        cache = FeatureCache(self.run.model, self.run.data, decision, self.run.ctx, key,
+                             self.get_train_loader(decision.augment), store=self.store,
+                             progress=self.progress())
+        r.feature_cache = cache
         self._last_cache_reason = decision.reason
-        self.run.log(f"{decision.reason}; features of {len(r.feature_cache.train_y)} train and "
-                  f"{len(r.feature_cache.valid_y)} valid images computed in "
-                  f"{time.perf_counter() - t0:.1f} s")
+        how = "read from the feature store on disk" if cache.from_disk else "computed"
+        self.run.log(f"{decision.reason}; features of {len(cache.train_y)} train and "
+                     f"{len(cache.valid_y)} valid images {how} in "
+                     f"{time.perf_counter() - t0:.2f} s")
 
     def batches(self) -> tuple[Any, Callable[[Any], torch.Tensor], int]:
         """This epoch's training batches, the forward function and the steps per epoch."""
@@ -112,6 +133,7 @@ class EpochRunner:
 
     def fit_cycle(self, epochs: int, lr: float | slice, schedule: str, **kw: Any) -> None:
         self.pending_cycle = False
+        self.poll_freeze_version()
         self.run.model.train()
         self.refresh_cache()
         _, _, spe = self.batches()
@@ -130,6 +152,7 @@ class EpochRunner:
         self.run.model.train()
         r.end_cycle = None
         while r.epochs_done - cycle.start_epoch < cycle.epochs:
+            self.poll_freeze_version()
             self.hook("on_epoch_start")
             self.refresh_cache()
             self.run_epoch(cycle)
@@ -154,7 +177,9 @@ class EpochRunner:
             r.global_step = info["step"]
             self.on_step(info, epoch, cycle)
 
-        self.loop.run(batches, forward, self.run.model, opt, scaler=r.scaler,
+        # what a failed step is rolled back on: the head alone when it trains on cached features
+        rollback = r.feature_cache.head if r.feature_cache is not None else r.model
+        self.loop.run(batches, forward, rollback, opt, scaler=r.scaler,
                        max_batches=spe - cycle.batch_in_epoch, first_batch=cycle.batch_in_epoch,
                        first_step=r.global_step, before_update=lambda: cycle.set_lr(opt),
                        after_update=after_update, on_step=on_step)
@@ -186,7 +211,7 @@ class EpochRunner:
         if cache is not None:
             valid_loss, accuracy = validation_metrics(
                 cache.forward, cache.valid_batches(self.run.data.batch_size), self.run.ctx,
-                self.run.model)
+                cache.head)
         else:
             valid_loss, accuracy = validation_metrics(self.run.model, self.run.data.valid_loader(),
                                                       self.run.ctx, self.run.model)

@@ -25,6 +25,8 @@ True
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime
 import os
 from typing import Any, Callable
@@ -111,7 +113,9 @@ class Distributed:
             if cuda:
                 kw["device_id"] = dev
             dist.init_process_group(backend, **kw)
-        return cls(dist.get_rank(), local, dist.get_world_size(), dev, backend)
+        job = cls(dist.get_rank(), local, dist.get_world_size(), dev, backend)
+        atexit.register(job.close)
+        return job
 
     # ------------------------------------------------------------------ model and data
     def wrap(self, model: nn.Module, version: Any = None) -> nn.Module:
@@ -183,6 +187,14 @@ class Distributed:
             return float("nan"), float("nan")
         return s_loss / total, s_acc / total
 
+    def agree(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (each rank calls it at the same point)."""
+        import torch.distributed as dist
+
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def wait_tick(self) -> None:
         """While paused: one broadcast from rank 0 with its next command (every rank calls it
         at the same pace, so the pause never blocks in a collective long enough to time out)."""
@@ -202,12 +214,18 @@ class Distributed:
         if cmd is not None and self.on_command is not None:
             self.on_command(cmd)
 
-    def close(self) -> None:
-        """Leave the process group (the process exits anyway; this makes it tidy)."""
+    def close(self, barrier: bool = False) -> None:
+        """Leave the process group. With ``barrier`` (a run that ended well on every rank) wait
+        for the others first, so no rank tears down a group another one still uses; torch
+        aborts a process that exits with its group still up, so this also runs at exit."""
         import torch.distributed as dist
 
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        if not dist.is_initialized():
+            return
+        if barrier:
+            with contextlib.suppress(RuntimeError):
+                dist.barrier()
+        dist.destroy_process_group()
 
 
 class DistributedHook(Hook):

@@ -20,6 +20,7 @@ stored features during training.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .._runtime import DeviceContext, preserved
+from .feature_store import FeatureStore, feature_key
 
 __all__ = ["CacheDecision", "FeatureCache", "cache_decision", "classifier_of", "extract_features"]
 
@@ -146,8 +148,8 @@ class _Indices(Dataset):
         return i
 
 
-def extract_features(model: nn.Module, head: nn.Module, loader: Any, ctx: DeviceContext
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(model: nn.Module, head: nn.Module, loader: Any, ctx: DeviceContext,
+                     progress: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The input of ``head`` for every batch of ``loader`` (model in eval mode, modes put back),
     and the labels, on ``ctx``'s device.
 
@@ -168,6 +170,8 @@ def extract_features(model: nn.Module, head: nn.Module, loader: Any, ctx: Device
                     model(ctx.move(x))
                 feats.append(captured.pop().float())
                 labels.append(ctx.move(y))
+                if progress is not None:
+                    progress.update(int(y.shape[0]))
     finally:
         handle.remove()
     # inference tensors cannot be saved for backward; the head trains on these
@@ -183,20 +187,28 @@ class FeatureCache:
 
     def __init__(
         self, model: nn.Module, data: Any, decision: CacheDecision, ctx: DeviceContext,
-        key: tuple, train_loader: DataLoader,
+        key: tuple, train_loader: DataLoader, store: FeatureStore | None = None,
+        progress: bool = False,
     ) -> None:
         head = classifier_of(model)
         assert head is not None
         self.key = key
         self.head = head
         self.drop_rate = float(getattr(model, "drop_rate", 0.0) or 0.0)
-        # Features in dataset order: the same images the train loader would produce, unshuffled.
-        ordered = DataLoader(
-            train_loader.dataset, batch_size=train_loader.batch_size or 1, shuffle=False,
-            num_workers=getattr(data, "num_workers", 0),
-        )
-        self.train_x, self.train_y = extract_features(model, head, ordered, ctx)
-        self.valid_x, self.valid_y = extract_features(model, head, data.valid_loader(), ctx)
+        self.from_disk = False
+        t0 = time.perf_counter()
+        disk_key = feature_key(model, head, data, decision.augment, ctx) if store else None
+        stored = store.load(disk_key, ctx.device) if store and disk_key else None
+        if stored is not None:
+            self.from_disk = True
+            self.train_x, self.train_y = stored["train_x"], stored["train_y"]
+            self.valid_x, self.valid_y = stored["valid_x"], stored["valid_y"]
+        else:
+            self._extract(model, head, data, ctx, train_loader, progress)
+            if store is not None and disk_key is not None:
+                store.save(disk_key, {"train_x": self.train_x, "train_y": self.train_y,
+                                      "valid_x": self.valid_x, "valid_y": self.valid_y})
+        self.seconds = time.perf_counter() - t0
         # An index loader sharing the real loader's batch sampler and generator draws the random
         # numbers in the same order as iterating the real loader would, so the cached run sees
         # the batches in the same order as an uncached one.
@@ -204,6 +216,29 @@ class FeatureCache:
             _Indices(len(self.train_y)), batch_sampler=train_loader.batch_sampler,
             generator=train_loader.generator, num_workers=0,
         )
+
+    def _extract(self, model: nn.Module, head: nn.Module, data: Any, ctx: DeviceContext,
+                 train_loader: DataLoader, progress: bool) -> None:
+        # Features in dataset order: the same images the train loader would produce, unshuffled,
+        # in batches sized for the device (inference keeps no activations for backward).
+        bs = max(train_loader.batch_size or 1, 256 if ctx.device.type == "cuda" else 64)
+        workers = getattr(data, "num_workers", 0)
+        splits = [DataLoader(train_loader.dataset, batch_size=bs, shuffle=False,
+                             num_workers=workers),
+                  DataLoader(data.valid_loader().dataset, batch_size=bs, shuffle=False,
+                             num_workers=workers)]
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            total = sum(len(s.dataset) for s in splits)  # type: ignore[arg-type]
+            bar = tqdm(total=total, desc="features", unit="img", leave=False, delay=1.0)
+        try:
+            (self.train_x, self.train_y), (self.valid_x, self.valid_y) = (
+                extract_features(model, head, split, ctx, bar) for split in splits)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def __len__(self) -> int:
         return len(self._index_loader)

@@ -20,6 +20,7 @@ behaviour around the loop is a new hook here (see docs/ARCHITECTURE.md), never a
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import threading
@@ -27,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import torch
 
 from .._runtime import atomic_write, preserved
@@ -192,6 +192,18 @@ class EarlyStopping(Hook):
         self.bad_epochs = int(state.get("bad_epochs", 0))
 
 
+def _append_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Append ``rows`` (a header first when the file is new) and close: what pandas reads back,
+    without building a DataFrame every epoch."""
+    header = not path.exists() or path.stat().st_size == 0
+    with open(path, "a", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        if header:
+            writer.writerow(columns)
+        writer.writerows([[("" if r.get(c) is None else repr(r[c]) if isinstance(r[c], float)
+                            else r[c]) for c in columns] for r in rows])
+
+
 class RunFiles(Hook):
     """``history.csv`` (a row per epoch), ``steps.csv`` (every 50 steps and at epoch end) and
     ``run.json`` in the run folder; appended and closed at once, so a dead kernel loses at most
@@ -208,31 +220,32 @@ class RunFiles(Hook):
         new = run.steps[self.steps_written:]
         if not new:
             return
-        path = run.run_dir() / "steps.csv"
-        header = not path.exists() or path.stat().st_size == 0
-        with open(path, "a", encoding="utf-8") as fh:
-            pd.DataFrame(new, columns=STEP_COLUMNS).to_csv(fh, header=header, index=False)
+        _append_csv(run.run_dir() / "steps.csv", STEP_COLUMNS, new)
         self.steps_written = len(run.steps)
 
     def on_step(self, run: RunState, row: dict[str, Any]) -> None:
         if len(run.steps) - self.steps_written >= self.flush_every:
             self._guard(run, lambda: self.flush_steps(run))
 
+    def on_run_start(self, run: RunState) -> None:
+        self._guard(run, lambda: self.write_info(run))
+
     def on_epoch_end(self, run: RunState, row: dict[str, Any]) -> None:
         def write() -> None:
             self.flush_steps(run)
-            path = run.run_dir() / "history.csv"
-            header = not path.exists() or path.stat().st_size == 0
-            with open(path, "a", encoding="utf-8") as fh:
-                pd.DataFrame([row], columns=HISTORY_COLUMNS).to_csv(fh, header=header, index=False)
-            info = self.info()
-            atomic_write(run.run_dir() / "run.json",
-                         lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2, default=str)))
+            _append_csv(run.run_dir() / "history.csv", HISTORY_COLUMNS, [row])
 
         self._guard(run, write)
 
     def on_run_end(self, run: RunState, final: str) -> None:
-        self._guard(run, lambda: self.flush_steps(run))
+        self._guard(run, lambda: (self.flush_steps(run), self.write_info(run)))
+
+    def write_info(self, run: RunState) -> None:
+        """``run.json`` (atomic: a file system's rename costs milliseconds, so it is written when
+        a run starts and ends, not every epoch; history.csv says how far a run got)."""
+        info = self.info()
+        atomic_write(run.run_dir() / "run.json",
+                     lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2, default=str)))
 
     @staticmethod
     def _guard(run: RunState, write: Callable[[], None]) -> None:
@@ -308,16 +321,18 @@ class Checkpoints(Hook):
             if final in ("stopped", "failed") and run.cycle is not None:
                 self.save(run, "last")
 
-    def _changing(self, run: RunState) -> tuple[set[str], str | None]:
-        """What the checkpoints hold, and the frozen file beside them (written once a run and
-        again after a freeze change)."""
+    def _changing(self, run: RunState) -> tuple[dict[str, torch.Tensor], str | None]:
+        """The live tensors the checkpoints hold (the same objects every epoch: training
+        updates them in place), and the frozen file beside them (written once a run and again
+        after a freeze change)."""
         key = (self._runs, self.version())
         if self._split is None or self._split[0] != key:
             changing = changing_names(run.model)
             state = run.model.state_dict()
             rest = {k: v for k, v in state.items() if k not in changing}
             frozen = write_frozen(self.folder(run), rest) if rest else None
-            self._split = (key, changing, frozen)
+            live = state if frozen is None else {k: v for k, v in state.items() if k in changing}
+            self._split = (key, live, frozen)
         return self._split[1], self._split[2]
 
     def save(self, run: RunState, name: str, link_best: bool = False,
@@ -330,7 +345,7 @@ class Checkpoints(Hook):
         except OSError as exc:
             raise self._unwritable(folder, exc) from exc
         state = self.payload()
-        weights = snapshot_weights(run.model, changing if frozen else None)
+        weights = snapshot_weights(changing)
 
         def write() -> None:
             save_checkpoint(folder, name, weights, state, frozen=frozen)

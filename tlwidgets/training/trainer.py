@@ -50,6 +50,7 @@ from .._runtime import DeviceContext, model_lock
 from ..errors import ConfigError, TrainingError
 from .config import TrainerConfig, check_epochs, check_lr
 from .cycles import EpochRunner
+from .feature_store import FeatureStore
 from .events import TrainerEvent
 from .failures import describe_failure
 from .hooks import Checkpoints, DivergenceGuard, EarlyStopping, OptimizerRebuild, RunFiles
@@ -180,12 +181,14 @@ class Trainer(RunMachine):
         self.run = RunState(model=model, data=data, config=self.config, ctx=self.device_context,
                             run_dir=lambda: self.run_dir, log=self._log, publish=self._publish)
         self._placed = False
+        self._freeze_facts: tuple[int, dict[str, Any]] | None = None
         self._restored = False  # True once this trainer ran in (or resumed) its run folder
         self._label_at_start: str | None = None
         self._cycles = EpochRunner(self.run, self._control,
                                    StepLoop(self.device_context, self._control,
                                             self.config.grad_accum, self.config.clip_grad),
-                                   self._hook)
+                                   self._hook, store=FeatureStore(),
+                                   progress=self._console_wanted)
         self.checkpoints = Checkpoints(self.config.metric, self._payload, self._cycles.freeze_version)
         self._run_files = RunFiles(self._run_info)
         hooks: list[Any] = [OptimizerRebuild(self._cycles.rebuild_optimizer, self._cycles.freeze_version),
@@ -482,15 +485,20 @@ class Trainer(RunMachine):
         from .checkpoints import snapshot_state
 
         r = self.run
+        version = self._cycles.freeze_version()
+        if self._freeze_facts is None or self._freeze_facts[0] != version:
+            # what only a freeze change can change: read once per change, not once per epoch
+            self._freeze_facts = (version, {
+                "trainable": [n for n, p in self.model.named_parameters() if p.requires_grad],
+                "bn_policy": _bn_policy_now(self.model),
+                "lr_multipliers": _fz().lr_multipliers(self.model)})
         return {
             "format": 2, "config": self.config.to_dict(),
             "history": [dict(x) for x in r.history], "global_step": r.global_step,
             "epochs_done": r.epochs_done, "cycle": r.cycle.to_dict() if r.cycle else None,
             "optimizer": snapshot_state(r.optimizer.state_dict()) if r.optimizer else None,
             "scaler": snapshot_state(r.scaler.state_dict()) if r.scaler is not None else None,
-            "trainable": [n for n, p in self.model.named_parameters() if p.requires_grad],
-            "bn_policy": _bn_policy_now(self.model), "classes": r.classes,
-            "lr_multipliers": _fz().lr_multipliers(self.model),
+            **self._freeze_facts[1], "classes": r.classes,
             "hooks": {h.name: h.state_dict() for h in self.hooks if h.state_dict()},
         }
 
