@@ -139,7 +139,7 @@ def test_save_writes_the_tables(tmp_path):
     assert len(runs) == len(view.table) == 8
     robust = pd.read_csv(tmp_path / "out" / "runs-robustness.csv")
     assert len(robust) == len(view.robustness_table)
-    assert "Saved" in view.status.value
+    assert "Saved" in view.save_note.value and "runs-robustness.csv" in view.save_note.value
 
 
 def test_bad_arguments_are_refused_when_the_view_is_built():

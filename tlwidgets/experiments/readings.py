@@ -127,7 +127,10 @@ def read_compute(table: pd.DataFrame, x: str = "seconds") -> str:
                 "steps": "fewer steps"}[x]
         if a > 0 and b > 0:
             winner, ratio = (first, b / a) if b >= a else (second, a / b)
-            text += f" That is {ratio:.1f}× {less} for {_init_label(winner)}."
+            if ratio < 1.15:
+                text += " About the same for both."
+            else:
+                text += f" That is {ratio:.1f}× {less} for {_init_label(winner)}."
     return text
 
 

@@ -158,7 +158,7 @@ class ExperimentView(widgets.VBox):
         self._build()
         self._publisher = _Publisher(self, refresh_hz)
         super().__init__([self._header, self._controls, self._progress_row, self.error_box,
-                          self._grid, self._table_box])
+                          self._legend, self._grid, self._table_box])
         self.add_class("tlw-experiment-view")
 
     # ------------------------------------------------------------------ buffers (any thread)
@@ -251,6 +251,7 @@ class ExperimentView(widgets.VBox):
             self._state = "running"
         self._stop_event = threading.Event()
         self._reset_marks()
+        self._placeholder_readings()
         self._set_buttons()
         self.error_box.layout.display = "none"
         self._thread = threading.Thread(target=self._work, name="tlw-experiment", daemon=True)
@@ -344,11 +345,12 @@ class ExperimentView(widgets.VBox):
         self.run_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.save_button.on_click(self._on_save)
+        self.save_note = widgets.HTML("")
         self._controls = widgets.HBox([self.run_button, self.stop_button, self.save_button,
-                                       self.path_box])
+                                       self.path_box, self.save_note])
         self.progress = widgets.IntProgress(value=0, min=0, max=self._jobs_total,
                                             layout=widgets.Layout(width="240px"))
-        self.status = widgets.HTML("Press <b>Run</b>.")
+        self.status = widgets.HTML("<span data-state='idle'>Press <b>Run</b>.</span>")
         self.status.add_class("tlw-experiment-status")
         self._progress_row = widgets.HBox([self.progress, self.status])
         self.error_box = widgets.HTML(layout=widgets.Layout(display="none"))
@@ -368,7 +370,7 @@ class ExperimentView(widgets.VBox):
             dash = _DASHES[self._args["recipes"].index(recipe) % len(_DASHES)]
             label = _curve_label(init, recipe)
             style = {"colors": [color], "line_style": dash, "labels": [label],
-                     "display_legend": True, "marker": "circle", "marker_size": 28,
+                     "marker": "circle", "marker_size": 28,
                      "stroke_width": 2}
             self._bands[label] = bq.Lines(
                 x=np.zeros(0), y=np.zeros((2, 0)), scales={"x": self._x_size, "y": self._y_acc},
@@ -384,26 +386,26 @@ class ExperimentView(widgets.VBox):
         self._chance = bq.Lines(x=[float(min(sizes)) * 0.8, float(max(sizes)) * 1.25],
                                 y=[chance, chance], scales={"x": self._x_size, "y": self._y_acc},
                                 colors=["#999999"], line_style="dashed", stroke_width=1,
-                                labels=["chance"], display_legend=True)
+                                labels=["chance"])
         size_axis = bq.Axis(scale=self._x_size, label="training images per class",
                             tick_values=np.asarray(sizes, dtype=float), tick_format="d")
         acc_axis = bq.Axis(scale=self._y_acc, side="left", label="valid accuracy",
                            tick_format=".0%", label_offset="45px")
         self.data_figure = bq.Figure(
             marks=[self._chance, *self._bands.values(), *self._lines.values()],
-            axes=[size_axis, acc_axis], title="Less data", legend_location="bottom-right",
+            axes=[size_axis, acc_axis], title="Less data",
             animation_duration=0, fig_margin=margin, layout=fig_layout)
 
         self.compute_x = widgets.ToggleButtons(options=["seconds", "epochs"], value="seconds",
-                                               style={"button_width": "70px"})
-        self.compute_x.observe(lambda _: self.flush(), "value")
+                                               style={"button_width": "84px"})
+        self.compute_x.observe(self._on_compute_x, "value")
         self._compute_axis = bq.Axis(scale=self._x_compute, label="training wall seconds",
                                      tick_format=".2g")
         self.compute_figure = bq.Figure(
             marks=list(self._compute_lines.values()),
             axes=[self._compute_axis, bq.Axis(scale=self._y_acc, side="left", tick_format=".0%",
                                               label="valid accuracy", label_offset="45px")],
-            title="Less compute", legend_location="bottom-right", animation_duration=0,
+            title="Less compute", animation_duration=0,
             fig_margin=margin, layout=fig_layout)
 
         self.gap_figure = bq.Figure(
@@ -412,16 +414,17 @@ class ExperimentView(widgets.VBox):
                           tick_values=np.asarray(sizes, dtype=float), tick_format="d"),
                   bq.Axis(scale=self._y_gap, side="left", tick_format=".0%",
                           label="train − valid accuracy", label_offset="45px")],
-            title="Generalisation gap", legend_location="top-right", animation_duration=0,
+            title="Generalisation gap", animation_duration=0,
             fig_margin=margin, layout=fig_layout)
 
         self._x_corr = bq.OrdinalScale()
         labels = [_curve_label(i, r) for i, r in self._curves]
         colors = [_INIT_COLORS.get(i, _OTHER_COLORS[k % len(_OTHER_COLORS)])
                   for k, (i, _) in enumerate(self._curves)]
-        self._bars = bq.Bars(x=["clean"], y=np.zeros((len(labels), 1)), type="grouped",
+        self._bars = bq.Bars(x=np.array([], dtype=str), y=np.zeros((len(labels), 0)),
+                             type="grouped",
                              scales={"x": self._x_corr, "y": self._y_acc}, colors=colors,
-                             labels=labels, display_legend=True, padding=0.2,
+                             labels=labels, padding=0.2,
                              opacities=[0.55 if r != self._args["recipes"][0] else 1.0
                                         for _, r in self._curves])
         self.robustness_figure = bq.Figure(
@@ -430,19 +433,19 @@ class ExperimentView(widgets.VBox):
                           f"{', '.join(map(str, self._severities))})"),
                   bq.Axis(scale=self._y_acc, side="left", tick_format=".0%",
                           label="valid accuracy", label_offset="45px")],
-            title="Robustness", legend_location="top-right", animation_duration=0,
+            title="Robustness", animation_duration=0,
             fig_margin=margin, layout=fig_layout)
 
         self._x_conf = bq.LinearScale(min=0.0, max=1.0)
         self._diag = bq.Lines(x=[0.0, 1.0], y=[0.0, 1.0],
                               scales={"x": self._x_conf, "y": self._y_acc}, colors=["#999999"],
                               line_style="dashed", stroke_width=1,
-                              labels=["perfectly calibrated"], display_legend=True)
+                              labels=["perfectly calibrated"])
         self._rel_lines = {
             _curve_label(i, r): bq.Lines(
                 x=[], y=[], scales={"x": self._x_conf, "y": self._y_acc}, colors=[c],
                 line_style=_DASHES[self._args["recipes"].index(r) % len(_DASHES)],
-                marker="circle", marker_size=24, labels=[_curve_label(i, r)], display_legend=True)
+                marker="circle", marker_size=24, labels=[_curve_label(i, r)])
             for (i, r), c in zip(self._curves, colors)
         }
         self.calibration_figure = bq.Figure(
@@ -451,13 +454,20 @@ class ExperimentView(widgets.VBox):
                           tick_format=".0%"),
                   bq.Axis(scale=self._y_acc, side="left", tick_format=".0%",
                           label="accuracy", label_offset="45px")],
-            title="Calibration (reliability)", legend_location="top-left", animation_duration=0,
+            title="Calibration (reliability)", animation_duration=0,
             fig_margin=margin, layout=fig_layout)
 
+        # one legend for every chart (bqplot's legends sit on top of the points)
+        self._legend = widgets.HTML(_legend_html(
+            [(label, colors[k], _DASHES[self._args["recipes"].index(r) % len(_DASHES)])
+             for k, (label, (_, r)) in enumerate(zip(labels, self._curves))]
+            + [("chance / perfect calibration", "#999999", "dashed")]))
+        self._legend.add_class("tlw-experiment-legend")
         self._reading_widgets = {name: widgets.HTML("") for name in
                                  ("data", "compute", "generalization", "robustness", "calibration")}
         for w in self._reading_widgets.values():
             w.add_class("tlw-experiment-reading")
+        self._placeholder_readings()
         cells = [
             widgets.VBox([self.data_figure, self._reading_widgets["data"]]),
             widgets.VBox([self.compute_figure, self.compute_x, self._reading_widgets["compute"]]),
@@ -484,6 +494,21 @@ class ExperimentView(widgets.VBox):
                     self._bands[label].y = np.zeros((2, 0), np.float32)
             self._flushed = -1
 
+    def _on_compute_x(self, _: Any) -> None:
+        with self._flush_lock:
+            self._flushed = -1  # same results, other axis: redraw
+        self.flush()
+
+    def _placeholder_readings(self) -> None:
+        later = (f"Scored after the training runs, on the models trained with {self._keep_size} "
+                 "images per class." if self._corruptions else "Not run (robustness=False).")
+        texts = {"data": "The accuracy of each size appears as its runs finish.",
+                 "compute": "Accuracy against the training time of the same runs.",
+                 "generalization": "Training minus validation accuracy of the same runs.",
+                 "robustness": later, "calibration": later}
+        for name, text in texts.items():
+            self._reading_widgets[name].value = _reading_html(text, italic=True)
+
     def _set_buttons(self) -> None:
         running = self._state in ("running", "stopping")
         self.run_button.disabled = running
@@ -492,7 +517,8 @@ class ExperimentView(widgets.VBox):
     def _on_save(self, _: Any) -> None:
         try:
             paths = self.save()
-            self.status.value = "Saved " + ", ".join(html.escape(str(p)) for p in paths) + "."
+            self.save_note.value = ("Saved " + ", ".join(html.escape(str(p)) for p in paths)
+                                    + ".")
         except Exception as err:  # a bad path is shown, not raised into the void
             self._show_error(f"Could not save: {err}")
 
@@ -570,12 +596,21 @@ class ExperimentView(widgets.VBox):
             with self._compute_lines[label].hold_sync():
                 self._compute_lines[label].x = _f32(np.maximum(c[x], 1e-3))
                 self._compute_lines[label].y = _f32(c["accuracy"])
-        self._compute_axis.label = ("training wall seconds" if self.compute_x.value == "seconds"
-                                    else "epochs")
+        with self._compute_axis.hold_sync():
+            self._compute_axis.label = ("training wall seconds"
+                                        if self.compute_x.value == "seconds" else "epochs")
+            ticks = _log_ticks(comp[self.compute_x.value])
+            self._compute_axis.tick_values = ticks
+        vals = comp[self.compute_x.value].to_numpy(dtype=float)
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        if len(vals):  # pad the range so the first and last points are not on the axes
+            with self._x_compute.hold_sync():
+                self._x_compute.min = float(min(vals.min(), *ticks[:1]) / 1.3)
+                self._x_compute.max = float(max(vals.max(), *ticks[-1:]) * 1.3)
         r = self._reading_widgets
-        r["data"].value = html.escape(ex.read_data_efficiency(table))
-        r["compute"].value = html.escape(ex.read_compute(table, x=self.compute_x.value))
-        r["generalization"].value = html.escape(ex.read_generalization(table))
+        r["data"].value = _reading_html(ex.read_data_efficiency(table))
+        r["compute"].value = _reading_html(ex.read_compute(table, x=self.compute_x.value))
+        r["generalization"].value = _reading_html(ex.read_generalization(table))
 
     def _flush_robustness(self, robust: pd.DataFrame) -> None:
         cats = ["clean", *[c for c in self._corruptions if c in set(robust["corruption"])]]
@@ -585,7 +620,7 @@ class ExperimentView(widgets.VBox):
                       for i, r in self._curves], dtype=np.float32)
         with self._bars.hold_sync():
             self._bars.x, self._bars.y = np.asarray(cats), np.nan_to_num(y, nan=0.0)
-        self._reading_widgets["robustness"].value = html.escape(ex.read_robustness(robust))
+        self._reading_widgets["robustness"].value = _reading_html(ex.read_robustness(robust))
 
     def _flush_calibration(self, cals: dict[str, ex.Calibration]) -> None:
         for label, cal in cals.items():
@@ -594,7 +629,37 @@ class ExperimentView(widgets.VBox):
             if mark is not None:
                 with mark.hold_sync():
                     mark.x, mark.y = _f32(bins["confidence"]), _f32(bins["accuracy"])
-        self._reading_widgets["calibration"].value = html.escape(ex.read_calibration(cals))
+        self._reading_widgets["calibration"].value = _reading_html(ex.read_calibration(cals))
+
+
+def _log_ticks(values: Any) -> np.ndarray:
+    """1-2-5 ticks over the range of ``values`` (d3's log ticks crowd a narrow range)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return np.zeros(0)
+    lo, hi = v.min() / 1.3, v.max() * 1.3
+    nice = np.array([m * 10.0 ** e for e in range(-3, 6) for m in (1, 2, 5)])
+    ticks = nice[(nice >= lo) & (nice <= hi)]
+    if len(ticks) > 7:
+        ticks = ticks[::2]
+    return ticks if len(ticks) >= 2 else np.unique(np.round([v.min(), v.max()], 3))
+
+
+def _reading_html(text: str, italic: bool = False) -> str:
+    body = f"<i>{html.escape(text)}</i>" if italic else html.escape(text)
+    return f"<div style='line-height:1.45;padding:2px 4px 10px 4px'>{body}</div>"
+
+
+def _legend_html(entries: list[tuple[str, str, str]]) -> str:
+    dash = {"solid": "", "dashed": "6,4", "dotted": "2,3", "dash_dotted": "6,3,2,3"}
+    items = []
+    for label, color, style in entries:
+        items.append(
+            f"<span style='margin-right:18px;white-space:nowrap'><svg width='28' height='10'>"
+            f"<line x1='1' y1='5' x2='27' y2='5' stroke='{color}' stroke-width='2.5' "
+            f"stroke-dasharray='{dash.get(style, '')}'/></svg> {html.escape(label)}</span>")
+    return "<div>" + "".join(items) + "</div>"
 
 
 def _strip_tags(text: str) -> str:
