@@ -340,6 +340,15 @@ def test_rank_layers_scores_each_group_and_suggests_a_freeze_point(tiny_data):
     assert df["feature_dim"].tolist()[-1] == 512
 
 
+def test_rank_layers_and_similarity_raise_cancelled(tiny_data):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(tlw.Cancelled, match="cancel event"):
+        tlw.rank_layers(tiny_resnet(), tiny_data, per_class=8, progress=False, cancel=stop)
+    with pytest.raises(tlw.Cancelled, match="callback returned False"):
+        tlw.rank_layers(tiny_resnet(), tiny_data, per_class=8, progress=lambda *a: False)
+
+
 def test_rank_layers_on_real_photos_finds_pretrained_stages_better_than_the_stem(photos):
     model = tlw.create_model("tf_efficientnet_lite0", num_classes=4)
     df = tlw.rank_layers(model, photos, per_class=20, progress=False)
@@ -389,6 +398,8 @@ def test_imagenet_similarity_names_what_the_photos_show():
     df = tlw.rank_models(data, ["tf_efficientnet_lite0"], per_class=None, progress=False)
     assert df.loc[0, "looks_like"].split(", ")[0] in set(card.looks_like(2))
     assert df.loc[0, "imagenet_max_prob"] == pytest.approx(card.mean_max_prob, abs=1e-4)
+    assert df.attrs["similarity"]["tf_efficientnet_lite0"]["looks_like"][0]["imagenet_class"] \
+        == df.loc[0, "looks_like"].split(", ")[0]
 
 
 def test_imagenet_similarity_refuses_a_random_head(tiny_data):

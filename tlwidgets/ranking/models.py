@@ -174,7 +174,9 @@ def rank_models(
 
     ``progress``: True (tqdm bar), False, or ``fn(done, total, message)`` returning False to
     cancel; ``cancel``: a ``threading.Event``. A cancelled run returns what it finished, the
-    rest marked "cancelled" (and ``df.attrs["cancelled"] = True``).
+    rest marked "cancelled" (and ``df.attrs["cancelled"] = True``). ``df.attrs["similarity"]``
+    maps each ``model`` with an ImageNet head to its similarity card
+    (``ImageNetSimilarity.to_dict()``), for a details pane.
 
     >>> import tlwidgets as tlw
     >>> data = tlw.sample_data(img_size=128)                                  # doctest: +SKIP
@@ -197,6 +199,7 @@ def rank_models(
         "cuda" if torch.cuda.is_available() else "cpu"
     )
     rows: list[dict[str, Any]] = []
+    cards: dict[str, dict[str, Any]] = {}
     cancelled = False
     with Progress(len(idx) * len(items), progress, cancel, desc="ranking models") as bar:
         for label, cand in items:
@@ -233,6 +236,7 @@ def rank_models(
                     row["imagenet_max_prob"] = card.mean_max_prob
                     row["imagenet_entropy"] = card.normalised_entropy
                     row["looks_like"] = ", ".join(card.looks_like(3))
+                    cards[label] = card.to_dict()
                 row["error"] = ""
             except Cancelled:
                 cancelled = True
@@ -246,7 +250,9 @@ def rank_models(
                 if isinstance(cand, str):
                     del model  # free a model we made before loading the next
             rows.append(row)
-    return _frame(rows, by, cancelled)
+    df = _frame(rows, by, cancelled)
+    df.attrs["similarity"] = cards
+    return df
 
 
 def _frame(rows: list[dict[str, Any]], by: str, cancelled: bool) -> pd.DataFrame:
