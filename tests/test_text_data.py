@@ -54,6 +54,21 @@ def test_batches_are_dicts_padded_to_their_own_longest_text():
         assert (row[~mask.bool()] == tok.pad_token_id).all()
 
 
+def test_a_plain_dataloader_with_the_default_collate_pads_the_same_batches():
+    from torch.utils.data import DataLoader
+
+    data = make(batch_size=5)
+    ours = list(data.train_loader(shuffle=False))
+    plain = list(DataLoader(data.train_ds, batch_size=5))
+    assert len(ours) == len(plain)
+    for (xa, ya), (xb, yb) in zip(ours, plain):
+        assert sorted(xa) == sorted(xb) and torch.equal(ya, yb)
+        for key in xa:
+            assert torch.equal(xa[key], xb[key]), key
+    one, label = data.train_ds[0]
+    assert one["input_ids"].ndim == 1 and one["attention_mask"].all()
+
+
 def test_unshuffled_train_loader_follows_train_items():
     data = make(batch_size=4)
     seen = []

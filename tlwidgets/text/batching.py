@@ -147,23 +147,48 @@ class Collate:
             batch["token_type_ids"] = torch.zeros((n, width), dtype=torch.long)
         return batch
 
-    def __call__(self, items: Sequence[tuple[np.ndarray, int]]) -> tuple[dict, torch.Tensor]:
-        return self.pad([s for s, _ in items]), torch.tensor([y for _, y in items],
-                                                             dtype=torch.long)
+    def stack(self, items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """One batch dict from per-text dicts (as :class:`TextDataset` gives them): stacked
+        when they share a width, else re-padded to the longest."""
+        widths = {int(it["input_ids"].shape[-1]) for it in items}
+        if len(widths) == 1:
+            return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+        return self.pad([
+            it["input_ids"][it["attention_mask"].bool()].numpy() if "attention_mask" in it
+            else it["input_ids"].numpy() for it in items
+        ])
+
+    def __call__(self, items: Sequence[tuple[dict[str, torch.Tensor], int]]
+                 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return self.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items],
+                                                               dtype=torch.long)
 
 
 class TextDataset(Dataset):
-    """``(token ids, label)`` per text, in item order (collated by :class:`Collate`)."""
+    """``(dict of 1-D tensors, label)`` per text, in item order.
 
-    def __init__(self, ids: Sequence[np.ndarray], labels: Sequence[int]) -> None:
+    Fetched a batch at a time (``__getitems__``, which torch's DataLoader uses when a dataset
+    has it), the texts of the batch come padded to their longest, so any loader collates them,
+    ``DataLoader(data.train_ds, batch_size=32)`` with torch's default collate included: the
+    batch is the same dict of ``(batch, width)`` tensors :class:`Collate` makes.
+    """
+
+    def __init__(self, ids: Sequence[np.ndarray], labels: Sequence[int], collate: Collate) -> None:
         self.ids = list(ids)
         self.labels = [int(y) for y in labels]
+        self.collate = collate
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return self.ids[index], self.labels[index]
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
+        batch = self.collate.pad([self.ids[index]])
+        return {k: v[0] for k, v in batch.items()}, self.labels[index]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[dict[str, torch.Tensor], int]]:
+        batch = self.collate.pad([self.ids[i] for i in indices])
+        return [({k: v[j] for k, v in batch.items()}, self.labels[i])
+                for j, i in enumerate(indices)]
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):

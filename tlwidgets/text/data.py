@@ -183,12 +183,12 @@ class TextData:
     @property
     def train_ds(self) -> TextDataset:
         """The training split as ``(token ids, label)`` items (collated by the loaders)."""
-        return TextDataset(self._train_ids, [y for _, y in self.train_items])
+        return TextDataset(self._train_ids, [y for _, y in self.train_items], self._collate)
 
     @property
     def valid_ds(self) -> TextDataset:
         """The validation split; item ``i`` is ``valid_items[i]``."""
-        return TextDataset(self._valid_ids, [y for _, y in self.valid_items])
+        return TextDataset(self._valid_ids, [y for _, y in self.valid_items], self._collate)
 
     def _loader(self, ds: TextDataset, lengths: np.ndarray, shuffle: bool,
                 drop_last: bool) -> DataLoader:
@@ -240,10 +240,7 @@ class TextData:
 
     def collate(self, items: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
         """Pad what :meth:`preprocess` returned for several texts into one batch dict."""
-        return self._collate.pad([
-            it["input_ids"][it["attention_mask"].bool()].numpy() if "attention_mask" in it
-            else it["input_ids"].numpy() for it in items
-        ])
+        return self._collate.stack(list(items))
 
     def encode(self, texts: str | Sequence[str]) -> dict[str, torch.Tensor]:
         """A padded batch for ``texts`` (what ``model(...)`` takes).
