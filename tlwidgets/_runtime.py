@@ -184,6 +184,10 @@ def module_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
+#: what ``amp=`` accepts (Trainer and DeviceContext)
+AMP_CHOICES = ("auto", True, False, "bf16", "fp16")
+
+
 @dataclass(frozen=True)
 class DeviceContext:
     """Where and how a model computes: device, autocast dtype, channels-last.
@@ -207,19 +211,28 @@ class DeviceContext:
     def create(cls, device: Any = "auto", amp: Any = "auto", model: nn.Module | None = None,
                channels_last: Any = "auto") -> DeviceContext:
         """Resolve ``device`` and ``amp`` (``"auto"``: bf16 on CUDA where supported, else fp16
-        with a grad scaler; ``True``; ``False``); channels-last ``"auto"`` = on CUDA for a model
-        with 2-d convolutions."""
-        if amp not in ("auto", True, False):
-            raise ConfigError(f"amp must be 'auto', True or False, got {amp!r}.")
+        with a grad scaler; ``True`` the same but required; ``"bf16"`` or ``"fp16"`` that dtype;
+        ``False`` none); channels-last ``"auto"`` = on CUDA for a model with 2-d convolutions."""
+        if amp not in AMP_CHOICES:
+            raise ConfigError(f"amp must be one of {', '.join(map(repr, AMP_CHOICES))}, got "
+                              f"{amp!r}.")
+        if channels_last not in ("auto", True, False):
+            raise ConfigError(f"channels_last must be 'auto', True or False, got "
+                              f"{channels_last!r}.")
         dev = resolve_device(device)
         dtype: torch.dtype | None = None
         if amp is not False:
             if dev.type == "cuda":
-                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            elif amp is True:
+                if amp == "fp16":
+                    dtype = torch.float16
+                elif amp == "bf16" or torch.cuda.is_bf16_supported():
+                    dtype = torch.bfloat16
+                else:
+                    dtype = torch.float16
+            elif amp != "auto":
                 raise ConfigError(
-                    f"amp=True needs a CUDA GPU; this runs on {dev.type}. Use amp='auto' (mixed "
-                    "precision only where it helps)."
+                    f"amp={amp!r} needs a CUDA GPU; this runs on {dev.type}. Use amp='auto' "
+                    "(mixed precision only where it helps)."
                 )
         if channels_last == "auto":
             cl = dev.type == "cuda" and model is not None and any(

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .._runtime import AMP_CHOICES
 from ..errors import ConfigError
 from .schedules import SCHEDULES
 
@@ -136,6 +137,7 @@ class TrainerConfig:
     seed: int | None = None
     verbose: bool | str = "auto"
     restore_best: bool = False
+    channels_last: bool | str = "auto"
 
     @classmethod
     def create(cls, **kwargs: Any) -> TrainerConfig:
@@ -159,8 +161,12 @@ class TrainerConfig:
                 or wd < 0:
             raise ConfigError(f"weight_decay must be a finite number >= 0, got {wd!r}; 0.01 is "
                               "a common value for AdamW.")
-        if cfg["amp"] not in ("auto", True, False):
-            raise ConfigError(f"amp must be 'auto', True or False, got {cfg['amp']!r}.")
+        if cfg["amp"] not in AMP_CHOICES:
+            raise ConfigError(f"amp must be one of {', '.join(map(repr, AMP_CHOICES))}, got "
+                              f"{cfg['amp']!r}.")
+        if cfg["channels_last"] not in ("auto", True, False):
+            raise ConfigError(f"channels_last must be 'auto', True or False, got "
+                              f"{cfg['channels_last']!r}.")
         ga = cfg["grad_accum"]
         if not isinstance(ga, int) or isinstance(ga, bool) or ga < 1:
             raise ConfigError(f"grad_accum must be an integer >= 1, got {ga!r}.")
@@ -190,6 +196,7 @@ class TrainerConfig:
             early_stopping=_early_stopping(cfg["early_stopping"], cfg["metric"]),
             cache_features=cfg["cache_features"], metric=cfg["metric"], seed=seed,
             verbose=cfg["verbose"], restore_best=cfg["restore_best"],
+            channels_last=cfg["channels_last"],
         )
 
     def replace(self, **changes: Any) -> TrainerConfig:

@@ -172,6 +172,9 @@ class StepLoop:
         self.criterion = criterion or nn.functional.cross_entropy
         self._buffers: _Snapshot | None = None
         self._step_open = False
+        #: seconds spent waiting for a step's loss to reach the host (one step late on CUDA: the
+        #: wait overlaps the next step's queued work, so this stays far below the step time)
+        self.sync_seconds = 0.0
 
     def run(
         self,
@@ -307,13 +310,14 @@ class StepLoop:
             return host, ev
         return loss.detach(), None  # MPS: reading it a step later syncs then
 
-    @staticmethod
-    def _resolve(pending: list[tuple[dict[str, Any], torch.Tensor, Any]],
+    def _resolve(self, pending: list[tuple[dict[str, Any], torch.Tensor, Any]],
                  on_step: Callable[[dict[str, Any]], None] | None) -> None:
         while pending:
             info, host, ev = pending.pop(0)
             if ev is not None:
+                t0 = time.perf_counter()
                 ev.synchronize()  # waits for that step only; later steps stay queued
+                self.sync_seconds += time.perf_counter() - t0
             value = float(host)
             if not math.isfinite(value):
                 raise NonFiniteLoss(info["step"], info["lrs"], value)

@@ -129,7 +129,8 @@ class Trainer(RunMachine):
     group's rate is also multiplied by ``tlw.lr_multipliers(model)``), ``epochs`` (per
     ``fit()``), ``optimizer`` (``"adamw"``, ``"adam"``, ``"sgd"``), ``schedule``
     (``"one_cycle"``, ``"cosine"``, ``"constant"``), ``weight_decay``, ``amp`` (``"auto"``: mixed
-    precision on CUDA), ``device`` (``"auto"``), ``grad_accum``, ``clip_grad``,
+    precision on CUDA; ``"bf16"``/``"fp16"`` pick the dtype, fp16 with a grad scaler),
+    ``channels_last`` (``"auto"``: on CUDA for conv nets), ``device`` (``"auto"``), ``grad_accum``, ``clip_grad``,
     ``early_stopping`` (an int patience or ``{"patience", "metric", "min_delta"}``), ``run_dir``
     (default ``./runs/<timestamp>-<model>``), ``cache_features`` (``"auto"``, ``True``,
     ``False``), ``callbacks`` (event observers), ``metric`` (picks ``best``: ``"accuracy"``,
@@ -154,7 +155,7 @@ class Trainer(RunMachine):
                  run_dir: str | os.PathLike[str] | None = None, cache_features: bool | str = "auto",
                  callbacks: Iterable[Callable[[TrainerEvent], Any]] = (), metric: str = "accuracy",
                  seed: int | None = None, name: str | None = None, verbose: bool | str = "auto",
-                 restore_best: bool = False) -> None:
+                 restore_best: bool = False, channels_last: bool | str = "auto") -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(
                 f"Trainer needs a torch.nn.Module as model, got {type(model).__name__}; "
@@ -168,10 +169,11 @@ class Trainer(RunMachine):
             lr=lr, epochs=epochs, optimizer=optimizer, schedule=schedule,
             weight_decay=weight_decay, amp=amp, device=device, grad_accum=grad_accum,
             clip_grad=clip_grad, early_stopping=early_stopping, cache_features=cache_features,
-            metric=metric, seed=seed, verbose=verbose, restore_best=restore_best)
+            metric=metric, seed=seed, verbose=verbose, restore_best=restore_best,
+            channels_last=channels_last)
         check_head(model, data)
         self.model, self.data = model, data
-        self.device_context = DeviceContext.create(device, amp, model)
+        self.device_context = DeviceContext.create(device, amp, model, channels_last)
         self._name = str(name) if name is not None else None
         self._run_dir_arg = Path(run_dir) if run_dir is not None else None
         self._run_dir: Path | None = None
@@ -227,6 +229,9 @@ class Trainer(RunMachine):
                          doc="The live torch optimizer (read-only), or None before a run.")
     param_group_names = property(lambda self: list(self.run.group_names),
                                  doc="One name per optimizer param group (as in step 'lrs').")
+    step_loop = property(lambda self: self._cycles.loop,
+                         doc="The StepLoop every optimizer step runs in (its sync_seconds says "
+                             "how long the loop waited for losses on an accelerator).")
     feature_cache = property(lambda self: self.run.feature_cache,
                              doc="The FeatureCache in use (head-only runs), or None.")
     warnings = property(lambda self: list(self.run.warnings),
