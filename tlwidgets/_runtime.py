@@ -258,12 +258,13 @@ class DeviceContext:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def new_scaler(self) -> Any:
-        """timm's ``NativeScaler`` (a grad scaler) for fp16 autocast, else ``None``."""
+        """torch's ``GradScaler`` for fp16 autocast (bf16 and fp32 need none), else ``None``.
+        The step loop calls its ``scale``/``unscale_``/``step``/``update`` around gradient
+        accumulation and clipping itself (timm's ``NativeScaler`` bundles backward and step in
+        one call, which leaves no room for the one-step-late loss check)."""
         if self.amp_dtype != torch.float16:
             return None
-        from timm.utils import NativeScaler
-
-        return NativeScaler(device=self.device.type)
+        return torch.amp.GradScaler(self.device.type)
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Move ``model`` to the device (and to channels-last memory when set); returns it."""
