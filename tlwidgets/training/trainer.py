@@ -1,7 +1,7 @@
 """The Trainer: configuration + state machine + a thread + hooks, around the one step loop.
 
 >>> import tlwidgets as tlw
->>> model = tlw.create_model("resnet18", num_classes=4, weights=None)   # doctest: +SKIP
+>>> model = tlw.create_model("resnet18", num_classes=4, weights="none")   # doctest: +SKIP
 >>> trainer = tlw.Trainer(model, tlw.sample_data(model=model), epochs=2)  # doctest: +SKIP
 >>> trainer.start()            # returns at once; the next cell runs while it trains  # doctest: +SKIP
 >>> trainer.pause(); trainer.resume(); trainer.stop(); trainer.wait()    # doctest: +SKIP
@@ -141,7 +141,7 @@ class Trainer(RunMachine):
 
     >>> import torch, tlwidgets as tlw
     >>> data = tlw.ImageData.from_arrays(torch.rand(40, 3, 32, 32), [0, 1] * 20)  # doctest: +SKIP
-    >>> model = tlw.create_model("resnet18", num_classes=2, weights=None)          # doctest: +SKIP
+    >>> model = tlw.create_model("resnet18", num_classes=2, weights="none")          # doctest: +SKIP
     >>> trainer = tlw.Trainer(model, data, lr=1e-3, epochs=2)                       # doctest: +SKIP
     >>> trainer.fit()                                                               # doctest: +SKIP
     """
