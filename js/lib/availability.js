@@ -32,9 +32,9 @@ export function weightsText(kind, name, detail) {
   const arch = name.includes(".") ? name.slice(0, name.indexOf(".")) : name;
   return {
     text:
-      "cannot be created with pretrained weights now: they are not on this machine and the " +
+      "cannot be created with pretrained weights now: not on this machine, and the " +
       `Hugging Face Hub cannot be reached${detail ? ` (${detail})` : ""}.`,
-    cls: "tlw-mb-warn",
+    cls: "tlw-mb-unavailable",
     waysOut: [
       "pick a model marked ✓ in the Offline column (tick “available offline”);",
       `go online once: tlw.create_model("${name}", n) then caches them for offline use;`,

@@ -330,6 +330,7 @@ def test_search_sort_selection_keyboard_scatter_and_timings(open_notebook):
     # the screenshot of the light theme, for the README
     nb.kernel("browser.selected = 'convnext_tiny.fb_in22k_ft_in1k'")
     page.wait_for_selector(f"{ROOT} .tlw-mb-row.is-selected")
+    page.set_viewport_size({"width": 1400, "height": 1400})  # the whole widget in the picture
     page.locator(ROOT).scroll_into_view_if_needed()
     shot = nb.screenshot("model_browser-light", selector=ROOT)
     # the README's picture: refreshed on request only, so a test run leaves the checkout clean
@@ -418,6 +419,7 @@ def test_dark_theme_screenshot(open_notebook):
         }""",
     )
     assert title > 150, f"the scatter's axis title is dark on the dark theme (brightness {title})"
+    page.set_viewport_size({"width": 1400, "height": 1400})  # the whole widget in the picture
     page.locator(ROOT).scroll_into_view_if_needed()
     shot = nb.screenshot("model_browser-dark", selector=ROOT)
     # the README's picture: refreshed on request only, so a test run leaves the checkout clean

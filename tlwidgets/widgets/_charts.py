@@ -22,20 +22,24 @@ OVERLAY_COLORS = COLORS[2:]
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
-    """At most about ``n`` round values (1, 2 or 5 x 10^k apart) from ``lo`` to ``hi``.
+    """Round values (1, 2, 2.5 or 5 x 10^k apart) from ``lo`` to ``hi``: the finest such step
+    that gives at most ``n`` of them.
 
     >>> nice_ticks(0.0, 0.003, 5).tolist()
     [0.0, 0.001, 0.002, 0.003]
+    >>> nice_ticks(0.0026, 1.39, 6).tolist()
+    [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
     """
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return np.array([], dtype=float)
     if hi <= lo:
         return np.array([lo], dtype=float)
-    raw = (hi - lo) / max(n - 1, 1)
-    mag = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
-    ticks = np.arange(first, hi + step * 1e-9, step)
+    mag = 10.0 ** math.floor(math.log10((hi - lo) / max(n, 1)))
+    for step in (m * mag for m in (1, 2, 2.5, 5, 10, 20, 25, 50)):
+        first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+        if last - first + 1 <= n:
+            break
+    ticks = np.arange(first, last + 1) * step
     return np.round(ticks / step) * step  # no 0.30000000000000004
 
 
@@ -104,7 +108,7 @@ def legend_html(name: str, items: list[LegendItem], heading: str = "",
     return (
         f"<div class='tlw-legend' data-figure='{html.escape(name, quote=True)}' "
         "style='display:flex;flex-wrap:wrap;justify-content:center;align-items:center;"
-        "gap:2px 14px;padding:0 8px;font-size:var(--jp-ui-font-size1,13px);"
+        "gap:2px 12px;padding:0 8px;font-size:var(--jp-ui-font-size1,13px);"
         f"color:var(--jp-ui-font-color1,#222)'>{''.join(parts)}</div>"
     )
 
@@ -117,7 +121,7 @@ class Charts:
     learning rate per parameter group. The y axes carry no label of their own: each figure's
     title names its quantity, and a rotated label beside the ticks collided with wide tick
     labels ("1.5e+3"); the left margins fit the widest tick label the formats give
-    (".3~g": "1.5e+3", "0.0123"; ".2~e": "2.5e-3").
+    (".3~g": "1.5e+3", "0.0123", "0.00125").
     """
 
     def __init__(self) -> None:
@@ -185,7 +189,7 @@ class Charts:
             x=[], y=[], scales={"x": self.x_steps, "y": self.y_lr}, stroke_width=1.5,
             colors=COLORS,
         )
-        self.y_axis_lr = bq.Axis(scale=self.y_lr, side="left", tick_format=".2~e")
+        self.y_axis_lr = bq.Axis(scale=self.y_lr, side="left", tick_format=".3~g")
         self.lr_figure = bq.Figure(
             marks=[self.lr_line],
             axes=[bq.Axis(scale=self.x_steps, label="step"), self.y_axis_lr],
@@ -239,7 +243,7 @@ class Charts:
 
     def draw_legends(self, label: str, overlays: list) -> None:
         """Loss and accuracy legends: this run (its label first), then each overlaid run."""
-        loss = [LegendItem(COLORS[0], "train (smoothed)"),
+        loss = [LegendItem(COLORS[0], "train"),
                 LegendItem(COLORS[0], "per step", "faint"),
                 LegendItem(COLORS[1], "valid", "marker")]
         loss += [LegendItem(overlay_color(i), r.label, "dash") for i, r in enumerate(overlays)]

@@ -223,7 +223,7 @@ def hub_status(timeout: float = 3.0) -> tuple[str, str]:
     the hub's host (``HF_ENDPOINT`` or huggingface.co), ``timeout`` seconds at most.
 
     >>> hub_status()                                           # doctest: +SKIP
-    ('unreachable', 'huggingface.co could not be reached (timed out)')
+    ('unreachable', 'huggingface.co could not be reached: no answer')
     """
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return "unreachable", "HF_HUB_OFFLINE is set"
@@ -233,7 +233,9 @@ def hub_status(timeout: float = 3.0) -> tuple[str, str]:
     try:
         socket.create_connection(host, timeout=timeout).close()
     except OSError as err:
-        return "unreachable", f"{host[0]} could not be reached ({err})"
+        why = "no answer" if isinstance(err, socket.timeout) else (
+            "name not found" if isinstance(err, socket.gaierror) else type(err).__name__)
+        return "unreachable", f"{host[0]} could not be reached: {why}"
     return "reachable", f"{host[0]} answers"
 
 
