@@ -365,3 +365,16 @@ def test_lr_legend_names_the_param_groups(trainer_factory):
     assert shown == expected  # one entry per plotted line, in the order of the lrs
     assert list(dash.lr_line.labels) == expected
     dash.close()
+
+
+def test_axes_get_round_ticks_and_a_readable_count():
+    from tlwidgets.widgets._charts import nice_ticks
+
+    assert nice_ticks(0.0026, 1.39, 6).tolist() == [0.2, 0.4, 0.6, 0.8, 1.0, 1.2]
+    assert nice_ticks(0.0, 0.002, 5).tolist() == [0.0, 0.0005, 0.001, 0.0015, 0.002]
+    for lo, hi in [(0.9, 1.1), (-1500.0, 35500.0), (0.0, 6.9e-9), (3.0, 3000.0)]:
+        ticks = nice_ticks(lo, hi, 6)
+        assert 2 <= len(ticks) <= 6 and ticks.min() >= lo and ticks.max() <= hi, (lo, hi, ticks)
+        step = np.diff(ticks)[0]
+        mantissa = step / 10 ** np.floor(np.log10(step))
+        assert round(mantissa, 6) in (1.0, 2.0, 2.5, 5.0), (lo, hi, ticks)
