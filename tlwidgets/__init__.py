@@ -70,6 +70,7 @@ _LAZY = {
     "add_lora": ".text",
     "merge_lora": ".text",
     "lora_summary": ".text",
+    "text_catalog": ".text",
     # training and evaluation
     "Trainer": ".training",
     "TrainerEvent": ".training",

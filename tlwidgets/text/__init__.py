@@ -33,6 +33,7 @@ _LAZY = {
     "merge_lora": ".lora",
     "has_lora": ".lora",
     "lora_summary": ".lora",
+    "text_catalog": ".catalog",
 }
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "merge_lora",
     "offline_text_models",
     "sample_text_data",
+    "text_catalog",
 ]
 
 
