@@ -40,7 +40,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
         if last - first + 1 <= n:
             break
     ticks = np.arange(first, last + 1) * step
-    return np.round(ticks / step) * step  # no 0.30000000000000004
+    return np.round(ticks, max(0, 2 - math.floor(math.log10(step))))  # 0.6, not 0.6000000000000001
 
 
 def _set_ticks(axis: Any, ticks: Any) -> None:
