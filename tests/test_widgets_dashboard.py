@@ -378,3 +378,20 @@ def test_axes_get_round_ticks_and_a_readable_count():
         step = np.diff(ticks)[0]
         mantissa = step / 10 ** np.floor(np.log10(step))
         assert round(mantissa, 6) in (1.0, 2.0, 2.5, 5.0), (lo, hi, ticks)
+
+
+def test_a_dashboard_keeps_the_console_progress_out_of_the_notebook(trainer_factory, capfd):
+    trainer = trainer_factory(epochs=1)
+    if "display" not in __import__("inspect").signature(trainer.subscribe).parameters:
+        pytest.skip("this Trainer has no console progress to silence")
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        trainer.fit()
+        _wait_state(dash, "finished")
+    out, err = capfd.readouterr()
+    assert "train_loss" not in out and "epoch 1/1" not in err, (out, err)
+    dash.close()
+    capfd.readouterr()
+    trainer_factory(epochs=1).fit()  # without a dashboard the console lines are there
+    out, _ = capfd.readouterr()
+    assert "train_loss" in out

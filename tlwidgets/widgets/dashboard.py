@@ -15,6 +15,7 @@ travels to the browser stays bounded however long the run is, and arrays travel 
 from __future__ import annotations
 
 import html
+import inspect
 import math
 import threading
 import time
@@ -169,7 +170,12 @@ class TrainingDashboard(widgets.VBox):
             self.compare(item)
 
         self._publisher = Publisher(self, self.refresh_hz)
-        self._unsubscribe = trainer.subscribe(self._on_event)
+        # display=True: the dashboard shows the progress, so the trainer's console bar and
+        # epoch lines (verbose="auto") stay out of the notebook
+        if "display" in inspect.signature(trainer.subscribe).parameters:
+            self._unsubscribe = trainer.subscribe(self._on_event, display=True)
+        else:  # a trainer-like object without the flag
+            self._unsubscribe = trainer.subscribe(self._on_event)
         self.controls.on_action(self._on_action)
         super().__init__(children=self._layout(), layout=widgets.Layout(width="100%"))
         self.add_class("tlw-dashboard")
