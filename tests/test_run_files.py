@@ -191,6 +191,7 @@ def test_small_chunks_read_everything_once(tmp_path: Path) -> None:
 
 def test_one_folder_one_writer(tmp_path: Path) -> None:
     w = open_writer(tmp_path)
+    w.state("running")
     with pytest.raises(RunFolderError, match=f"pid {os.getpid()}.*is writing the run folder"):
         open_writer(tmp_path)
     w.close()
@@ -436,3 +437,54 @@ def test_a_rewind_to_a_checkpoint_drops_the_steps_logged_after_it(tmp_path: Path
     assert follower.steps["step"].tolist() == list(range(1, 9))
     assert follower.history["epoch"].tolist() == [1]
     assert any("went back to its checkpoint at step 5" in m for m in follower.logs)
+
+
+# ---------------------------------------------------------------------- the Trainer's own folder
+def slow_steps(event: TrainerEvent) -> None:
+    if event.kind == "step":
+        time.sleep(0.02)
+
+
+def test_a_trainer_in_the_kernel_writes_the_folder_and_obeys_its_control_file(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    trainer = Trainer(Tiny(2), make_data(), epochs=200, run_dir=folder, callbacks=[slow_steps],
+                      verbose=False)
+    trainer.start()
+    wait_for(lambda: (folder / "run.json").exists())
+    follower = RunFollower(folder, poll_interval=0.02)
+    seen: list[TrainerEvent] = []
+    follower.subscribe(seen.append)
+    wait_for(lambda: len(follower.steps) >= 3)
+    assert follower.info["classes"] == ["dark", "light"] and follower.info["world_size"] == 1
+    follower.pause()
+    wait_for(lambda: trainer.state == "paused")
+    wait_for(lambda: follower.state == "paused")
+    beat = follower.reader.heartbeat()["time"]
+    wait_for(lambda: follower.reader.heartbeat()["time"] > beat)  # it beats while paused
+    steps_paused = len(trainer.steps)
+    follower.resume()
+    wait_for(lambda: len(trainer.steps) > steps_paused)
+    follower.stop()
+    assert trainer.wait(timeout=30) == "stopped"
+    assert follower.wait(timeout=30) == "stopped"
+    wait_for(lambda: seen and seen[-1].data.get("state") == "stopped")
+    follower.close()
+    np.testing.assert_allclose(follower.steps.to_numpy(float), trainer.steps.to_numpy(float))
+    states = [e.data["state"] for e in seen if e.kind == "state"]
+    paused = states.index("paused")  # (a "running" may come first: the follower can be early)
+    assert states[paused + 1] == "running" and states[-2:] == ["stopping", "stopped"]
+
+
+def test_a_new_trainer_does_not_write_over_a_finished_run(tmp_path: Path) -> None:
+    first = Trainer(Tiny(2), make_data(), epochs=1, run_dir=tmp_path, verbose=False)
+    first.fit()
+    before = (tmp_path / "steps.jsonl").read_bytes()
+    second = Trainer(Tiny(2), make_data(), epochs=1, run_dir=tmp_path, verbose=False)
+    with pytest.raises(tlw.TLWidgetsError, match="already holds a run.*Trainer.resume"):
+        second.fit()
+    assert (tmp_path / "steps.jsonl").read_bytes() == before
+    first.fit(epochs=1)  # the same trainer goes on in its own folder
+    follower = RunFollower(tmp_path, live=False)
+    assert follower.history["epoch"].tolist() == [1, 2]
+    assert follower.steps["step"].tolist() == list(range(1, len(follower.steps) + 1))

@@ -295,10 +295,15 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _sigterm_handler(Path(run_dir)))
     trainer = build_trainer(recipe, run_dir)
     ft = validate_recipe(recipe)["fine_tune"]
-    if ft is not None:
-        trainer.fine_tune(**ft)
-    else:
-        trainer.fit()
+    job = getattr(trainer, "distributed", None)
+    try:
+        if ft is not None:
+            trainer.fine_tune(**ft)
+        else:
+            trainer.fit()
+    finally:
+        if job is not None:  # every rank leaves the group together when the run ended well
+            job.close(barrier=trainer.state in ("finished", "stopped"))
     return 0 if trainer.state in ("finished", "stopped") else 1
 
 

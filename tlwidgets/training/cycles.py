@@ -86,15 +86,20 @@ class EpochRunner:
         if self.train_loader is None or self._train_loader_aug != augment:
             self.train_loader = (self.run.data.train_loader() if augment is None
                                   else self.run.data.train_loader(augment=augment))
+            if self.run.dist is not None:  # this rank's part of each epoch
+                self.train_loader = self.run.dist.train_loader(
+                    self.train_loader, seed=getattr(self.run.data, "seed", 0) or 0)
             self._train_loader_aug = augment
         return self.train_loader
 
     def refresh_cache(self) -> None:
         r = self.run
         # the decision depends on the freeze state (and BN policy) and the data: once per change
-        dkey = (self.freeze_version(), id(r.data), r.config.cache_features)
+        # under torchrun the cached head path is not distributed (yet): every rank trains whole
+        mode = False if r.dist is not None else r.config.cache_features
+        dkey = (self.freeze_version(), id(r.data), mode)
         if self._decision is None or self._decision[0] != dkey:
-            self._decision = (dkey, cache_decision(r.model, r.data, r.config.cache_features))
+            self._decision = (dkey, cache_decision(r.model, r.data, mode))
         decision = self._decision[1]
         if not decision.use:
             r.feature_cache = None
@@ -123,7 +128,10 @@ class EpochRunner:
             cache.head.train()
             return cache.train_batches(), cache.forward, len(cache)
         loader = self.get_train_loader()
-        return loader, self.run.model, len(loader)
+        model = self.run.model
+        if self.run.dist is not None:  # gradients averaged over the ranks
+            return loader, self.run.dist.wrap(model, self.freeze_version()), len(loader)
+        return loader, model, len(loader)
 
     # ------------------------------------------------------------------ the cycle and epochs
     def continue_cycle(self) -> None:
@@ -186,6 +194,8 @@ class EpochRunner:
         self.end_epoch(cycle, epoch)
 
     def on_step(self, info: dict[str, Any], epoch: int, cycle: Cycle) -> None:
+        if self.run.dist is not None:  # the loss of the global batch, the same on every rank
+            info = self.run.dist.reduce_step(info)
         now, paused = time.perf_counter(), self.control.paused_total()
         dt = (now - self._last_step_at[0]) - (paused - self._last_step_at[1])
         self._last_step_at = (now, paused)
@@ -212,6 +222,12 @@ class EpochRunner:
             valid_loss, accuracy = validation_metrics(
                 cache.forward, cache.valid_batches(self.run.data.batch_size), self.run.ctx,
                 cache.head)
+        elif self.run.dist is not None:  # each rank its shard, then the sums over ranks
+            loader = self.run.dist.valid_loader(self.run.data.valid_loader())
+            valid_loss, accuracy = validation_metrics(self.run.model, loader, self.run.ctx,
+                                                      self.run.model)
+            valid_loss, accuracy = self.run.dist.reduce_validation(valid_loss, accuracy,
+                                                                   len(loader.dataset))
         else:
             valid_loss, accuracy = validation_metrics(self.run.model, self.run.data.valid_loader(),
                                                       self.run.ctx, self.run.model)

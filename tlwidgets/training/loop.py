@@ -63,7 +63,9 @@ class NonFiniteLoss(Exception):
 class Control:
     """Commands into a running loop, applied between steps, and paused time kept apart.
 
-    ``on_pause(paused: bool)`` is called on the loop's thread when it blocks and when it goes on.
+    ``on_pause(paused: bool)`` is called on the loop's thread when it blocks and when it goes on;
+    ``on_wait()``, if set, every ``wait_interval`` seconds while it is paused (a run folder's
+    control file and heartbeat; under torchrun, the broadcast that keeps every rank in step).
 
     >>> c = Control()
     >>> c.request_stop(); c.stop_requested
@@ -75,6 +77,8 @@ class Control:
         self._go.set()
         self._stop = threading.Event()
         self.on_pause = on_pause
+        self.on_wait: Callable[[], None] | None = None
+        self.wait_interval = 0.5
         self.paused_seconds = 0.0  # time spent paused in finished pauses since reset()
         self._paused_at: float | None = None
 
@@ -115,7 +119,9 @@ class Control:
             self._paused_at = t0 = time.perf_counter()
             if self.on_pause is not None:
                 self.on_pause(True)
-            self._go.wait()
+            while not self._go.wait(self.wait_interval if self.on_wait is not None else None):
+                assert self.on_wait is not None
+                self.on_wait()
             self.paused_seconds += time.perf_counter() - t0
             self._paused_at = None
             if self._stop.is_set():

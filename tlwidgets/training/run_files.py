@@ -212,7 +212,9 @@ class RunWriter:
     process ends, however it ends) and refuses a folder that already holds a run unless
     ``append=True`` (resume, or another ``fit()`` cycle).
 
-    A write that fails (full disk, read-only folder) raises :class:`RunFolderError` from the
+    A folder "holds a run" when its ``events.jsonl`` is not empty; ``run.json`` is merged, not
+    replaced, so keys other code keeps there survive. A write that fails (full disk, read-only
+    folder) raises :class:`RunFolderError` from the
     call that asked for it; a timed flush inside ``step()`` keeps the rows and lets the next
     ``epoch()``/``flush()``/``close()`` raise, so the hot path never throws. A failed append is
     cut back to the last whole line.
@@ -284,10 +286,12 @@ class RunWriter:
         self._take_lock()
         try:
             existing = read_json(folder / RUN_JSON)
-            if isinstance(existing, dict) and not append:
-                steps = existing.get("global_step")
+            events = folder / EVENTS
+            if not append and events.exists() and events.stat().st_size > 0:
+                info = existing if isinstance(existing, dict) else {}
+                steps = info.get("global_step")
                 raise RunFolderError(
-                    f"{str(folder)!r} already holds a run (created {existing.get('created', '?')}"
+                    f"{str(folder)!r} already holds a run (created {info.get('created', '?')}"
                     + (f", {steps} steps" if steps is not None else "") + "); continue it with "
                     "tlw.Trainer.resume(run_dir, model, data), or pass a new run_dir."
                 )
@@ -372,6 +376,7 @@ class RunWriter:
         try:
             self.flush()
             self.heartbeat(force=True)
+            self.update()  # the last word in run.json is the format's, whoever wrote it since
         finally:
             self._release()
 
@@ -439,8 +444,11 @@ class RunWriter:
         done at a checkpoint."""
         with self._lock:
             self.info.update(_plain(fields), updated=_now_iso())
+            # keys another part of the program put there stay; ours win
+            current = read_json(self.run_dir / RUN_JSON)
+            merged = {**(current if isinstance(current, dict) else {}), **self.info}
             try:
-                write_json_atomic(self.run_dir / RUN_JSON, _plain(self.info), fsync=self.fsync)
+                write_json_atomic(self.run_dir / RUN_JSON, _plain(merged), fsync=self.fsync)
             except OSError as exc:
                 raise self._os_error("update", exc) from exc
 

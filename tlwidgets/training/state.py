@@ -105,6 +105,8 @@ class RunState:
     end_cycle: str | None = None
     #: problems that did not stop the run (a checkpoint that could not be written, ...)
     warnings: list[str] = field(default_factory=list)
+    #: the torchrun job this process is part of (training/distributed.py), or None
+    dist: Any = None
     #: hooks by name, so one hook can ask another (the divergence guard asks the checkpoints)
     hooks: dict[str, Any] = field(default_factory=dict)
 

@@ -47,18 +47,20 @@ import torch
 from torch import nn
 
 from .._runtime import DeviceContext, model_lock
-from ..errors import ConfigError, TrainingError
+from ..errors import ConfigError, TrainerStateError, TrainingError
 from .config import TrainerConfig, check_epochs, check_lr
 from .cycles import EpochRunner
 from .feature_store import FeatureStore
 from .events import TrainerEvent
 from .failures import describe_failure
+from .distributed import Distributed, DistributedHook
 from .hooks import Checkpoints, DivergenceGuard, EarlyStopping, OptimizerRebuild, RunFiles
 from .loop import StepLoop
 from .machine import ACTIVE, STATES, RunMachine
 from .optim import build_optimizer
 from .preflight import check_head, check_run_folder, expected_checkpoint_bytes
 from .progress import ConsoleProgress
+from .run_hook import RunFolder
 from .resume import read_run, restore_run
 from .state import HISTORY_COLUMNS, STEP_COLUMNS, RunState
 
@@ -173,15 +175,24 @@ class Trainer(RunMachine):
             channels_last=channels_last)
         check_head(model, data)
         self.model, self.data = model, data
-        self.device_context = DeviceContext.create(device, amp, model, channels_last)
+        #: the torchrun job this process is part of, or None (docs: training/distributed.py)
+        self.distributed = Distributed.from_env(device)
+        dist = self.distributed
+        self.device_context = DeviceContext.create(dist.device if dist else device, amp, model,
+                                                   channels_last)
         self._name = str(name) if name is not None else None
         self._run_dir_arg = Path(run_dir) if run_dir is not None else None
+        if dist is not None and run_dir is None:  # one folder for the job: rank 0 names it
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+            self._run_dir_arg = Path(dist.agree(f"runs/{stamp}-{_model_name(model)}"))
+        self._writes_files = dist is None or dist.is_main
         self._run_dir: Path | None = None
         super().__init__()
         for fn in callbacks:
             self._events.subscribe(fn)
         self.run = RunState(model=model, data=data, config=self.config, ctx=self.device_context,
-                            run_dir=lambda: self.run_dir, log=self._log, publish=self._publish)
+                            run_dir=lambda: self.run_dir, log=self._log, publish=self._publish,
+                            dist=dist)
         self._placed = False
         self._freeze_facts: tuple[int, dict[str, Any]] | None = None
         self._restored = False  # True once this trainer ran in (or resumed) its run folder
@@ -193,9 +204,18 @@ class Trainer(RunMachine):
                                    progress=self._console_wanted)
         self.checkpoints = Checkpoints(self.config.metric, self._payload, self._cycles.freeze_version)
         self._run_files = RunFiles(self._run_info)
+        self._run_folder = RunFolder(self._run_info, progress=self.progress, command=self._command,
+                                     dist=dist)
         hooks: list[Any] = [OptimizerRebuild(self._cycles.rebuild_optimizer, self._cycles.freeze_version),
-                            DivergenceGuard(), self._run_files, self.checkpoints,
-                            ConsoleProgress(self._console_wanted, self._steps_per_epoch_safe)]
+                            DivergenceGuard()]
+        if self._writes_files:  # under torchrun only rank 0 writes files
+            hooks += [self._run_files, self._run_folder, self.checkpoints,
+                      ConsoleProgress(self._console_wanted, self._steps_per_epoch_safe)]
+            self._events.subscribe(self._run_folder.on_event)
+        if dist is not None:
+            hooks.append(DistributedHook(dist))
+            dist.on_command = self._command
+        self._control.on_wait = dist.wait_tick if dist is not None else self._run_folder.poll
         if self.config.early_stopping is not None:
             hooks.append(EarlyStopping(self.config.early_stopping))
         self.hooks = sorted(hooks, key=lambda h: h.order)
@@ -252,7 +272,8 @@ class Trainer(RunMachine):
         """The folder holding ``history.csv``, ``steps.csv`` and ``checkpoints/`` of this run."""
         if self._run_dir is None:
             if self._run_dir_arg is not None:
-                check_run_folder(self._run_dir_arg, fresh=False, need_bytes=0)
+                if self._writes_files:  # rank 0's folder: other ranks only read it
+                    check_run_folder(self._run_dir_arg, fresh=False, need_bytes=0)
                 self._run_dir = self._run_dir_arg.resolve()
             else:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
@@ -430,6 +451,13 @@ class Trainer(RunMachine):
         n, peak = self.epochs if epochs is None else epochs, self.lr if lr is None else lr
         return [lambda: self._cycles.fit_cycle(n, peak, self.config.schedule)]
 
+    def _command(self, name: str) -> None:
+        """A command from the run folder's control.json (or rank 0's, under torchrun)."""
+        action = {"pause": self.pause, "resume": self._unpause, "stop": self.stop}.get(name)
+        if action is not None:
+            with contextlib.suppress(TrainerStateError):
+                action()
+
     def _hook(self, method: str, *args: Any) -> None:
         for h in self.hooks:
             getattr(h, method)(self.run, *args)
@@ -437,8 +465,9 @@ class Trainer(RunMachine):
     def _preflight(self) -> None:
         """Refuse, at the call, a run that could not save its work or would mix two runs."""
         self._check_not_active("start a run")
-        check_run_folder(self.run_dir, fresh=not self._restored,
-                         need_bytes=expected_checkpoint_bytes(self.model))
+        if self._writes_files:
+            check_run_folder(self.run_dir, fresh=not self._restored,
+                             need_bytes=expected_checkpoint_bytes(self.model))
         self._restored = True  # this trainer's own run is in the folder now: later fits continue it
 
     def _begin_run(self) -> None:
