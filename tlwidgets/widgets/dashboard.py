@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import inspect
 import math
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -181,6 +182,29 @@ class TrainingDashboard(widgets.VBox):
         self.add_class("tlw-dashboard")
         self._draw_legends()
         self.flush()
+
+    @classmethod
+    def follow(cls, run_dir: str | os.PathLike[str], *, compare: Iterable[Any] = (),
+               poll_interval: float = 0.25, stale_after: float = 20.0,
+               **kwargs: Any) -> TrainingDashboard:
+        """A dashboard fed only by a run folder: one another process is writing (``tlw.launch``,
+        ``python -m tlwidgets.run``, torchrun on a cluster, a Trainer in another kernel) or one
+        that ended (yesterday's run). Pause / Resume / Stop reach the training process through
+        the folder's ``control.json``; a heartbeat that stops for ``stale_after`` seconds shows
+        "the training process stopped answering". ``compare`` takes run folders too.
+        (:class:`tlwidgets.RunFollower` reads the folder; ``evaluate`` is off by default: the
+        model is in the other process.)
+
+        >>> tlw.TrainingDashboard.follow("runs/pets-ddp")                          # doctest: +SKIP
+        >>> tlw.TrainingDashboard.follow("runs/today", compare=["runs/yesterday"])  # doctest: +SKIP
+        """
+        from ..training.run_follower import RunFollower
+
+        runs = [RunFollower(r, live=False) if isinstance(r, (str, os.PathLike)) else r
+                for r in compare]
+        kwargs.setdefault("evaluate", False)
+        follower = RunFollower(run_dir, poll_interval=poll_interval, stale_after=stale_after)
+        return cls(follower, compare=runs, **kwargs)
 
     # ----------------------------------------------------------------- building the view
     def _build_widgets(self) -> None:
