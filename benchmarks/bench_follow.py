@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import statistics
@@ -184,7 +185,10 @@ def main() -> None:
             t0 = time.perf_counter()
             dash = follow(folder)
             print(f"TrainingDashboard.follow on it: {time.perf_counter() - t0:.3f} s")
+            dash.trainer.close()  # its follower stops polling (the tail below is measured alone)
             dash.close()
+            del dash
+            gc.collect()
         else:
             print("TrainingDashboard.follow: not there yet (not timed)")
 
