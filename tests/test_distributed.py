@@ -63,12 +63,14 @@ def free_port() -> int:
 
 
 def one_process_same_batches(tmp_path: Path, monkeypatch) -> tlw.Trainer:
-    """One process, world size 1, batch 16: the same global batches as 2 ranks of 8."""
+    """One process, world size 1, batch 16: the same global batches as 2 ranks of 8 (and the
+    same fine_tune and grad_accum=2)."""
     for k, v in {"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
                  "MASTER_PORT": str(free_port())}.items():
         monkeypatch.setenv(k, v)
     data = ddp_recipe.make_data(batch_size=2 * ddp_recipe.BATCH)
-    trainer = tlw.Trainer(ddp_recipe.make_model(data), data, run_dir=tmp_path / "one", **TRAINER)
+    trainer = tlw.Trainer(ddp_recipe.make_model(data), data, run_dir=tmp_path / "one",
+                          **TRAINER, grad_accum=2)
     try:
         trainer.fine_tune(**FINE_TUNE)
     finally:
@@ -80,8 +82,8 @@ def test_two_processes_train_as_one_run(tmp_path: Path, monkeypatch) -> None:
     trace = tmp_path / "trace"
     trace.mkdir()
     events: list = []
-    job = tlw.launch({**RECIPE, "fine_tune": FINE_TUNE}, nproc=2, run_dir=tmp_path / "run",
-                     env=job_env(trace))
+    recipe = {**RECIPE, "fine_tune": FINE_TUNE, "trainer": {**TRAINER, "grad_accum": 2}}
+    job = tlw.launch(recipe, nproc=2, run_dir=tmp_path / "run", env=job_env(trace))
     follower = follow(job, events)
     assert job.wait(timeout=240) == "finished", job.log()[-3000:]
     assert job.returncode == 0
@@ -120,8 +122,9 @@ def test_two_processes_train_as_one_run(tmp_path: Path, monkeypatch) -> None:
     assert [e.data["step"] for e in events if e.kind == "step"] == list(range(1, n + 1))
     assert [e.data["epoch"] for e in events if e.kind == "epoch"] == [1, 2]
 
-    # the loss curve is one process's with the same global batch (no BatchNorm, so exact up
-    # to float summation order: the stated tolerance is 1e-4 relative)
+    # the loss curve is one process's with the same global batches, through fine_tune's freeze
+    # change and grad_accum=2 (no BatchNorm, so exact up to float summation order: the stated
+    # tolerance is 1e-4 relative)
     one = one_process_same_batches(tmp_path, monkeypatch)
     np.testing.assert_allclose([s["loss"] for s in steps], one.steps["loss"], rtol=1e-4)
     np.testing.assert_allclose([s["lrs"][-1] for s in steps], one.steps["lr"], rtol=1e-9)
