@@ -31,6 +31,12 @@ def pct(x: float) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{100 * x:.0f} %"
 
 
+def _points(fraction: float) -> str:
+    """``0.23`` -> ``"23 points"`` (percentage points), ``0.01`` -> ``"1 point"``."""
+    n = round(100 * fraction)
+    return f"{n:.0f} point{'' if abs(n) == 1 else 's'}"
+
+
 def recipe_label(recipe: str) -> str:
     """``"head"`` -> ``"head only"``; unknown names are returned as they are."""
     return _RECIPES.get(recipe, recipe)
@@ -154,7 +160,7 @@ def read_generalization(table: pd.DataFrame) -> str:
             f"{_init_label(init)} ({recipe_label(recipe)}) scores "
             f"{pct(float(train.loc[key, 'mean'].iloc[0]))} on its own training images and "
             f"{pct(float(acc.loc[k2, 'mean'].iloc[0]))} on new ones "
-            f"(gap {100 * mean_gap:.0f} points on average over all sizes)"
+            f"(gap {_points(mean_gap)} on average over all sizes)"
         )
     return (f"With {smallest} image{'s' if smallest != 1 else ''} per class, "
             + "; ".join(parts) + ".")
@@ -183,7 +189,7 @@ def read_robustness(table: pd.DataFrame) -> str:
         if top != low:
             mca = summary["mean_corruption_accuracy"]
             d = mca[top] - mca[low]
-            text += f" {top} is ahead by {100 * d:.0f} points on corrupted images."
+            text += f" {top} is ahead by {_points(d)} on corrupted images."
     return text
 
 
@@ -198,7 +204,7 @@ def read_calibration(calibrations: Mapping[str, Calibration] | Calibration) -> s
         diff = cal.confidence - cal.accuracy
         lean = ("overconfident" if diff > 0.005 else "underconfident" if diff < -0.005
                 else "confidence matches accuracy")
-        how = f" by {100 * abs(diff):.0f} points" if lean != "confidence matches accuracy" else ""
+        how = f" by {_points(abs(diff))}" if lean != "confidence matches accuracy" else ""
         parts.append(f"{label}: ECE {cal.ece:.3f}, mean confidence {pct(cal.confidence)} for "
                      f"{pct(cal.accuracy)} right ({lean}{how})")
     return ("Expected calibration error (0 = a model's confidence is how often it is right): "
