@@ -6,6 +6,7 @@ Training runs use the shared Tiny model on 16 px in-memory images (milliseconds 
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import numpy as np
@@ -47,7 +48,7 @@ def test_subsets_are_nested_and_stratified():
     for repeat in range(3):
         subsets = ex.nested_subsets(data, sizes, seed=0, repeat=repeat)
         assert list(subsets) == sorted(sizes)
-        for small, big in zip(sizes, sizes[1:]):
+        for small, big in itertools.pairwise(sizes):
             assert set(subsets[small]) < set(subsets[big])  # the same images, plus more
         for k, idx in subsets.items():
             assert idx == sorted(idx) and len(set(idx)) == len(idx)
@@ -223,7 +224,7 @@ def synthetic_table(scratch=(0.30, 0.40, 0.55, 0.70, 0.80), pre=(0.70, 0.85, 0.9
     rows = []
     for repeat, jitter in enumerate((-0.01, 0.01)):
         for init, accs, secs in (("pretrained", pre, 0.5), ("scratch", scratch, 5.0)):
-            for size, acc in zip(sizes, accs):
+            for size, acc in zip(sizes, accs, strict=True):
                 rows.append(dict(size=size, n_train=4 * size, init=init, recipe="head",
                                  repeat=repeat, accuracy=acc + jitter, valid_loss=1 - acc,
                                  train_accuracy=1.0, gap=1.0 - acc - jitter, ece=0.1,

@@ -4,6 +4,7 @@ head trained on the offline texture photographs (64 px, cached features, about a
 from __future__ import annotations
 
 import copy
+import itertools
 import tempfile
 import threading
 
@@ -58,8 +59,8 @@ def test_each_corruption_degrades_the_model_monotonically(table, name):
     assert rows["severity"].tolist() == [0, 1, 2, 3, 4, 5]
     acc, loss = rows["accuracy"].to_numpy(), rows["loss"].to_numpy()
     one_image = 1 / 48 + 1e-9  # 48 validation images: one image's worth of slack
-    assert all(b <= a + one_image for a, b in zip(acc, acc[1:])), (name, acc)
-    assert all(b >= a - 0.01 for a, b in zip(loss, loss[1:])), (name, loss)
+    assert all(b <= a + one_image for a, b in itertools.pairwise(acc)), (name, acc)
+    assert all(b >= a - 0.01 for a, b in itertools.pairwise(loss)), (name, loss)
     assert loss[-1] > loss[0] + 0.02, (name, loss)  # the most severe clearly hurts
     assert acc[-1] <= acc[0]
 

@@ -66,7 +66,7 @@ def test_the_view_runs_the_experiments_and_plots_them(senders):
     assert view.progress.value == view.progress.max
     summary = ex.summarize(table)
     for (init, recipe), mark in zip([(i, r) for i in ex.INITS for r in ARGS["recipes"]],
-                                    view._lines.values()):
+                                    view._lines.values(), strict=True):
         s = summary[(summary["init"] == init) & (summary["recipe"] == recipe)]
         np.testing.assert_allclose(mark.x, [1, 2, 4])
         np.testing.assert_allclose(mark.y, s["mean"], rtol=1e-6)

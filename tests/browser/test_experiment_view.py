@@ -43,7 +43,8 @@ POINTS_JS = """() => {
   return Array.from(fig.querySelectorAll('path.dot')).filter(d => !d.closest('.g_legend')).length;
 }"""
 
-STATE_JS = """() => document.querySelector('.tlw-experiment-view .tlw-experiment-status [data-state]')
+STATE_JS = """() => document
+  .querySelector('.tlw-experiment-view .tlw-experiment-status [data-state]')
   ?.getAttribute('data-state') || ''"""
 
 ROWS_JS = """() => document.querySelectorAll(

@@ -10,6 +10,7 @@ than 32 to get there (its best: 79 % with 32, all layers).
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 

@@ -446,7 +446,7 @@ class ExperimentView(widgets.VBox):
                 x=[], y=[], scales={"x": self._x_conf, "y": self._y_acc}, colors=[c],
                 line_style=_DASHES[self._args["recipes"].index(r) % len(_DASHES)],
                 marker="circle", marker_size=24, labels=[_curve_label(i, r)])
-            for (i, r), c in zip(self._curves, colors)
+            for (i, r), c in zip(self._curves, colors, strict=True)
         }
         self.calibration_figure = bq.Figure(
             marks=[self._diag, *self._rel_lines.values()],
@@ -460,7 +460,7 @@ class ExperimentView(widgets.VBox):
         # one legend for every chart (bqplot's legends sit on top of the points)
         self._legend = widgets.HTML(_legend_html(
             [(label, colors[k], _DASHES[self._args["recipes"].index(r) % len(_DASHES)])
-             for k, (label, (_, r)) in enumerate(zip(labels, self._curves))]
+             for k, (label, (_, r)) in enumerate(zip(labels, self._curves, strict=True))]
             + [("chance / perfect calibration", "#999999", "dashed")]))
         self._legend.add_class("tlw-experiment-legend")
         self._reading_widgets = {name: widgets.HTML("") for name in
