@@ -74,6 +74,9 @@ def _kill_at_random(run_dir: Path, aim_at_checkpoint: bool, rng: random.Random) 
     kill_at = None
     target_ckpt = rng.randint(1, EPOCHS - 1)
     seen_ckpt = 0
+    # random moments spread over the run: after a random number of epochs, a random delay
+    target_epochs = rng.randint(0, EPOCHS - 2)
+    seen_epochs = 0
     try:
         while time.monotonic() < deadline:
             if kill_at is not None and time.monotonic() >= kill_at:
@@ -86,8 +89,12 @@ def _kill_at_random(run_dir: Path, aim_at_checkpoint: bool, rng: random.Random) 
             line = proc.stdout.readline().strip()
             if line == "START":
                 started = True
-                if not aim_at_checkpoint:
-                    kill_at = time.monotonic() + rng.uniform(0.0, 2.5)
+                if not aim_at_checkpoint and target_epochs == 0:
+                    kill_at = time.monotonic() + rng.uniform(0.0, 0.3)
+            elif line == "EPOCH" and not aim_at_checkpoint:
+                seen_epochs += 1
+                if seen_epochs == target_epochs:
+                    kill_at = time.monotonic() + rng.uniform(0.0, 0.3)
             elif line == "CKPT" and aim_at_checkpoint and started:
                 seen_ckpt += 1
                 if seen_ckpt >= target_ckpt:

@@ -62,7 +62,10 @@ def test_a_pair_torn_by_a_kill_between_its_files_is_refused_naming_both(tmp_path
     shutil.copy(folder / "last.state.pt", keep / "last.state.pt")
     t = Trainer.resume(tmp_path, Tiny(), make_data())
     t.fit(epochs=1)  # epoch 2: a new pair
-    shutil.copy(keep / "last.state.pt", folder / "last.state.pt")  # as if killed between moves
+    # as if killed between the two moves: a new file (a new inode, as os.replace makes; best may
+    # be a hard link to the old one)
+    (folder / "last.state.pt").unlink()
+    shutil.copy(keep / "last.state.pt", folder / "last.state.pt")
     with pytest.raises(tlw.CheckpointError) as info:
         Trainer.resume(tmp_path, Tiny(), make_data())
     msg = str(info.value)

@@ -51,9 +51,9 @@ def test_importing_the_core_loads_no_widget_library():
     assert offenders == [], f"importing {modules} loaded {offenders}"
 
 
-def imports_of(path: pathlib.Path) -> list[tuple[int, str]]:
+def imports_of(path: pathlib.Path, package: pathlib.Path | None = None) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    package_parts = ["tlwidgets", *path.relative_to(PACKAGE).parent.parts]
+    package_parts = ["tlwidgets", *path.relative_to(package or PACKAGE).parent.parts]
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -124,7 +124,7 @@ def core_import_graph(package: pathlib.Path | None = None) -> dict[str, set[str]
         if rel[0] == "widgets" or rel == ("__init__.py",):
             continue
         unit = rel[0].removesuffix(".py")
-        for _, module in imports_of(path):
+        for _, module in imports_of(path, root):
             parts = module.split(".")
             if parts[0] == "tlwidgets" and len(parts) > 1 and parts[1] not in (unit, "widgets"):
                 graph.setdefault(unit, set()).add(parts[1])
