@@ -190,14 +190,14 @@ def test_a_clean_folder_has_no_notes(tmp_path):
 
 
 def test_many_files_are_checked_in_a_pool_with_a_progress_bar(tmp_path, monkeypatch, capsys):
-    import tlwidgets.data as tdata
+    from tlwidgets import _image_files
 
     _make_folder(tmp_path, {"a": 40, "b": 40}, ext=".jpg")
     for k in range(3):
         _cut_jpeg(tmp_path / "b" / f"cut{k}.jpg", keep=0.3 + 0.2 * k)
     (tmp_path / "a" / "fake.png").write_bytes(b"not a png" * 50)
-    assert 83 > tdata._POOL_MIN_FILES
-    monkeypatch.setattr(tdata, "_PROGRESS_DELAY_S", 0.0)  # show the bar however fast it is
+    assert 83 > _image_files.POOL_MIN_FILES
+    monkeypatch.setattr(_image_files, "PROGRESS_DELAY_S", 0.0)  # show the bar however fast it is
     data = ImageData.from_folder(tmp_path, img_size=32)
     err = capsys.readouterr().err
     assert "Checking images" in err and "84/84" in err

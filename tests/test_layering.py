@@ -175,7 +175,8 @@ def test_no_two_core_modules_import_each_other():
 LAYERS = [
     {"errors"},
     {"_runtime", "_offline", "_hf_cache", "_bn_policy", "_sample_data", "_weights_io",
-     "_weights_fit", "_hf_groups"},
+     "_weights_fit", "_hf_groups", "_image_files", "_class_folders", "_image_transforms",
+     "_data_splits", "_image_arrays", "_image_dataset", "_data_summary"},
     {"catalog", "freeze", "data"},
     {"weights", "text"},
     {"evaluation"},
