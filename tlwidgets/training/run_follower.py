@@ -147,9 +147,17 @@ class RunFollower:
         self._check_stale(publish=False)
         self._thread: threading.Thread | None = None
         if live:
-            self._thread = threading.Thread(target=_follow, args=(weakref.ref(self),),
-                                            name="tlwidgets-follow", daemon=True)
-            self._thread.start()
+            self.watch()
+
+    def watch(self) -> None:
+        """Start polling the folder on a daemon thread (``live=True`` does it when made). A view
+        made with ``live=False`` reads ``steps``/``history``, subscribes, then calls this, so no
+        record falls between what it loaded and what it is sent."""
+        if self._thread is not None or self._closed.is_set():
+            return
+        self._thread = threading.Thread(target=_follow, args=(weakref.ref(self),),
+                                        name="tlwidgets-follow", daemon=True)
+        self._thread.start()
 
     # ------------------------------------------------------------------ what a Trainer has
     @property

@@ -203,8 +203,11 @@ class TrainingDashboard(widgets.VBox):
         runs = [RunFollower(r, live=False) if isinstance(r, (str, os.PathLike)) else r
                 for r in compare]
         kwargs.setdefault("evaluate", False)
-        follower = RunFollower(run_dir, poll_interval=poll_interval, stale_after=stale_after)
-        return cls(follower, compare=runs, **kwargs)
+        follower = RunFollower(run_dir, live=False, poll_interval=poll_interval,
+                               stale_after=stale_after)
+        dash = cls(follower, compare=runs, **kwargs)
+        follower.watch()  # after the dashboard loaded what is there and subscribed: no gap
+        return dash
 
     # ----------------------------------------------------------------- building the view
     def _build_widgets(self) -> None:
