@@ -3,6 +3,7 @@ ImageNet similarity."""
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 
@@ -13,7 +14,7 @@ from scipy.optimize import minimize
 
 import tlwidgets as tlw
 from tlwidgets.ranking import logme_by_class
-from tlwidgets.ranking.features import backbone_features, stratified_sample
+from tlwidgets.ranking.features import backbone_features, is_channels_last, stratified_sample
 
 # ------------------------------------------------------------------------------- LogME: exact
 
@@ -248,6 +249,11 @@ def test_features_are_the_classifiers_input_in_eval_mode(tiny_data):
     np.testing.assert_allclose(out.features, expected.numpy(), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(out.logits, logits.numpy(), rtol=1e-4, atol=1e-5)
     assert out.labels.tolist() == [tiny_data.train_items[i][1] for i in idx]
+    # a model stored channels-last (as rank_models loads catalog models) gives the same features
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    assert is_channels_last(fast) and not is_channels_last(model)
+    np.testing.assert_allclose(backbone_features(fast, tiny_data, idx).features, out.features,
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_stratified_sample_caps_each_class_and_is_reproducible():

@@ -36,7 +36,10 @@ from torch.utils.data import DataLoader, Subset
 from ..errors import ConfigError, DataError
 from .progress import Progress
 
-__all__ = ["Features", "backbone_features", "check_data", "pool", "stratified_sample"]
+__all__ = [
+    "Features", "backbone_features", "check_data", "is_channels_last", "load_for_features",
+    "pool", "stratified_sample",
+]
 
 
 @dataclass
@@ -121,6 +124,14 @@ def _classifier(model: nn.Module) -> nn.Module | None:
     return head if isinstance(head, nn.Module) else None
 
 
+def is_channels_last(model: nn.Module) -> bool:
+    """Whether the model's first spatial convolution weight is stored channels-last."""
+    for p in model.parameters():
+        if p.ndim == 4 and p.shape[2] * p.shape[3] > 1:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
 def _model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -163,6 +174,17 @@ class _Forward:
     def close(self) -> None:
         if self._handle is not None:
             self._handle.remove()
+
+
+def load_for_features(name: str, num_classes: int, device: Any = None) -> nn.Module:
+    """A catalog model made for feature extraction only: ``create_model(name, num_classes)``,
+    eval mode, on ``device``, stored channels-last (faster convolutions)."""
+    from ..weights import create_model
+
+    model = create_model(name, num_classes=num_classes)
+    if device is not None:
+        model = model.to(device)
+    return model.eval().to(memory_format=torch.channels_last)
 
 
 def _layer_hooks(
@@ -221,6 +243,9 @@ def backbone_features(
         num_workers=getattr(data, "num_workers", 0),
     )
     device = _model_device(model)
+    # a model stored channels-last (rank_models converts the ones it loads: ~1.3x faster
+    # convolutions on the CPU) gets its input in the same layout
+    channels_last = is_channels_last(model)
     start = time.perf_counter()
     feats: list[torch.Tensor] = []
     outs: list[torch.Tensor] = []
@@ -235,7 +260,10 @@ def backbone_features(
             with torch.inference_mode():
                 for x, _ in loader:
                     store.clear()
-                    f, out = forward(x.to(device))
+                    x = x.to(device)
+                    if channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    f, out = forward(x)
                     feats.append(f.float().cpu())
                     if out is not None:
                         outs.append(out.float().cpu())

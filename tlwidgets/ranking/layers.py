@@ -24,7 +24,7 @@ import pandas as pd
 from torch import nn
 
 from ..errors import ConfigError
-from .features import backbone_features, check_data, stratified_sample
+from .features import backbone_features, check_data, load_for_features, stratified_sample
 from .models import SCORES, head_classes_of
 from .progress import Progress
 from .scores import knn_accuracy, logme
@@ -62,7 +62,6 @@ def rank_layers(
     >>> df[["group", "name", "logme", "knn_accuracy", "suggested"]]        # doctest: +SKIP
     """
     from ..freeze import layer_groups
-    from ..weights import create_model
 
     if by not in SCORES:
         raise ConfigError(f"by must be one of {', '.join(map(repr, SCORES))}; got {by!r}.")
@@ -70,7 +69,7 @@ def rank_layers(
     idx = stratified_sample(labels, per_class, seed)
     start = time.perf_counter()
     if isinstance(model, str):
-        model = create_model(model, num_classes=head_classes_of(model, len(data.classes)))
+        model = load_for_features(model, head_classes_of(model, len(data.classes)))
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"model must be a torch module or a catalog name; got {type(model).__name__}."

@@ -26,7 +26,7 @@ import pandas as pd
 from torch import nn
 
 from ..errors import Cancelled, ConfigError
-from .features import backbone_features, check_data, stratified_sample
+from .features import backbone_features, check_data, load_for_features, stratified_sample
 from .progress import Progress, check_progress
 from .scores import knn_accuracy, logme
 from .similarity import imagenet_head_classes, similarity_from_logits
@@ -130,10 +130,8 @@ def _prior(name: str, model: nn.Module | None) -> dict[str, float]:
     return prior
 
 
-def _load(name: str, num_classes: int) -> nn.Module:
-    from ..weights import create_model
-
-    return create_model(name, num_classes=head_classes_of(name, fallback=num_classes))
+def _load(name: str, num_classes: int, device: Any) -> nn.Module:
+    return load_for_features(name, head_classes_of(name, fallback=num_classes), device)
 
 
 def rank_models(
@@ -212,7 +210,7 @@ def rank_models(
             try:
                 bar.check()
                 if isinstance(cand, str):
-                    model = _load(cand, len(data.classes)).to(dev)
+                    model = _load(cand, len(data.classes), dev)
                     cfg = model.pretrained_cfg
                     row["name"] = f"{cfg.get('architecture')}.{cfg.get('tag')}" if cfg.get(
                         "tag") else cand

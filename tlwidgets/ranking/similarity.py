@@ -32,7 +32,7 @@ import pandas as pd
 from torch import nn
 
 from ..errors import ConfigError
-from .features import backbone_features, check_data, stratified_sample
+from .features import backbone_features, check_data, load_for_features, stratified_sample
 from .progress import Progress
 
 __all__ = ["ImageNetSimilarity", "class_names", "imagenet_similarity", "similarity_from_logits"]
@@ -191,9 +191,7 @@ def _imagenet_model(model_or_name: Any) -> tuple[nn.Module, str]:
     if isinstance(model_or_name, str):
         from .models import head_classes_of
 
-        return create_model(model_or_name, num_classes=head_classes_of(model_or_name)), (
-            model_or_name
-        )
+        return load_for_features(model_or_name, head_classes_of(model_or_name)), model_or_name
     if not isinstance(model_or_name, nn.Module):
         raise ConfigError(
             f"model_or_name must be a catalog name (e.g. 'tf_efficientnet_lite0.in1k') or a "
