@@ -130,6 +130,7 @@ def test_two_processes_train_as_one_run(tmp_path: Path, monkeypatch) -> None:
     assert steps_received(events) == list(range(1, n + 1))
     assert follower.history["epoch"].tolist() == [1, 2]
 
+
     # the loss curve is one process's with the same global batches, through fine_tune's freeze
     # change and grad_accum=2 (no BatchNorm, so exact up to float summation order: the stated
     # tolerance is 1e-4 relative)
@@ -151,6 +152,7 @@ def test_stop_through_the_control_file_ends_both_processes(tmp_path: Path) -> No
     job = tlw.launch(recipe, nproc=2, run_dir=tmp_path / "run",
                      env=job_env(trace, TLW_TEST_SLEEP="0.05"))
     follower = follow(job, events)
+    dash = tlw.TrainingDashboard.follow(job.run_dir, poll_interval=0.05)
     wait_for(lambda: len(follower.steps) >= 3, 240, "three steps", job)
     asked_at = int(follower.steps["step"].iloc[-1])
     follower.stop()
@@ -164,6 +166,11 @@ def test_stop_through_the_control_file_ends_both_processes(tmp_path: Path) -> No
     # both ranks stopped at the same step: each ran as many training batches as rank 0 logged
     assert len(batches_seen(trace, 0)) == len(batches_seen(trace, 1)) == last
     follower.close()
+    # a dashboard made with TrainingDashboard.follow plotted every step of it
+    wait_for(lambda: dash.trainer.state == "stopped", 30, "the dashboard's follower")
+    dash.flush()
+    assert np.asarray(dash.raw_line.x).tolist() == list(range(1, last + 1))
+    dash.close()
 
 
 def test_a_killed_worker_leaves_a_failed_run_whose_checkpoint_resumes(tmp_path: Path) -> None:
