@@ -250,3 +250,23 @@ Root Cause (first observed failure):
     got = torchrun_failure(report)
     assert got["rank"] == 5 and got["exitcode"] == 1 and got["host"] == "node3"
     assert got["message"] == "rank 5 failed: ValueError: bad batch"
+
+
+def test_the_same_recipe_runs_from_a_terminal_in_one_process(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({**RECIPE, "trainer": {**TRAINER, "epochs": 1}}))
+    env = {**os.environ, **job_env(tmp_path)}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(k, None)
+    done = subprocess.run([sys.executable, "-m", "tlwidgets.run", str(recipe), "--run-dir",
+                           str(tmp_path / "run")], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    follower = RunFollower(tmp_path / "run", live=False)
+    assert follower.state == "finished" and follower.info["world_size"] == 1
+    # one process, batch 8: twice the steps of a 2-rank epoch
+    assert follower.steps["step"].tolist() == list(range(1, 2 * STEPS_PER_EPOCH + 1))
