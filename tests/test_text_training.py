@@ -123,6 +123,24 @@ def test_evaluation_rows_are_the_validation_texts():
     assert list(ev.confusion.index) == data.classes
 
 
+def test_a_text_run_resumes_from_its_folder_into_a_new_model(tmp_path):
+    model, data = setup()
+    tlw.freeze_to(model, -2)
+    first = trainer(model, data, epochs=3, run_dir=tmp_path / "run")
+    first.subscribe(lambda e: first.stop() if e.kind == "epoch" and e.data["epoch"] == 1
+                    else None)
+    first.start()
+    first.wait()
+    assert len(first.history) == 1
+    fresh, _ = setup(seed=1)
+    resumed = tlw.Trainer.resume(tmp_path / "run", model=fresh, data=data)
+    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert [g.state for g in tlw.layer_groups(fresh)] == [g.state for g in tlw.layer_groups(model)]
+    resumed.fit()
+    assert resumed.history["epoch"].tolist() == [1, 2, 3]
+
+
 @pytest.mark.xfail(strict=True, reason="evaluation.predict stacks tensors; text needs it to batch "
                    "with data.collate (asked of the lead)")
 def test_predict_takes_strings():
