@@ -342,6 +342,10 @@ def data_efficiency(
       row and the trainer; ``on_progress(dict)`` at each run's start and after each epoch,
       with ``done``, ``total``, ``size``, ``init``, ``recipe``, ``repeat``, ``epoch``,
       ``epochs``. ``verbose=True`` prints one line per finished run.
+    - Speed: the all-layer runs cost nearly all of it (head-only runs on cached features take
+      about a second). On a CPU shared with other work, ``torch.set_num_threads(1)`` first:
+      with torch's default two threads on a busy 2-core machine they ran ~10x slower
+      (``docs/benchmarks.md``).
 
     Columns: ``size`` (per class), ``n_train``, ``init``, ``recipe``, ``repeat``,
     ``accuracy`` / ``valid_loss`` (validation split, after the last epoch), ``train_accuracy``
