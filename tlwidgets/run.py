@@ -310,7 +310,11 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m tlwidgets.run RECIPE [--run-dir DIR] [--resume]``; exit status 0 when the
     run finished or was stopped, 1 when it failed (the error is in the run folder and, under
-    torchrun, in its error report)."""
+    torchrun, in its error report).
+
+    >>> main(["recipe.json", "--run-dir", "runs/pets"])                 # doctest: +SKIP
+    0
+    """
     ap = argparse.ArgumentParser(prog="python -m tlwidgets.run", description=__doc__.split("\n")[0])
     ap.add_argument("recipe", help="a JSON recipe file, or package.module:function")
     ap.add_argument("--run-dir", help="the run folder (default: the recipe's own folder when it "
