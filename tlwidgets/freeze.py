@@ -345,7 +345,7 @@ def _timm_assignment(
 ) -> tuple[list[int], Any] | None:
     matcher_fn = getattr(model, "group_matcher", None)
     if not callable(matcher_fn):
-        from .text.groups import hf_group_matcher  # a Hugging Face model used directly
+        from ._hf_groups import hf_group_matcher  # a Hugging Face model used directly
 
         matcher_fn = hf_group_matcher(model)
     if not callable(matcher_fn):

@@ -146,7 +146,7 @@ def _from_hub(load: Any, hub_id: str, mode: str) -> tuple[Any, str, bool]:
 
 def _load_report(model: TextClassifier, info: Mapping[str, Any], source: str,
                  skipped_head: dict[str, str]) -> Any:
-    from ..weights import LoadReport
+    from .._weights_fit import LoadReport
 
     prefix = model.encoder_name + "."
     missing = sorted(prefix + k for k in info.get("missing_keys", ()))

@@ -49,7 +49,7 @@ from torch import nn
 from ..errors import (
     ConfigError,
 )
-from .groups import EncoderLayout, encoder_group_matcher, encoder_layout, frozen_units
+from .._hf_groups import EncoderLayout, encoder_group_matcher, encoder_layout, frozen_units
 
 __all__ = ["HEAD_FILE", "POOLINGS", "TEXT_CONFIG_FILE", "TextClassifier"]
 
