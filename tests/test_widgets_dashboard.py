@@ -395,3 +395,14 @@ def test_a_dashboard_keeps_the_console_progress_out_of_the_notebook(trainer_fact
     trainer_factory(epochs=1).fit()  # without a dashboard the console lines are there
     out, _ = capfd.readouterr()
     assert "train_loss" in out
+
+
+def test_a_fine_tune_run_whose_group_count_changes_still_flushes(trainer_factory):
+    trainer = trainer_factory(epochs=1)
+    with record_traffic():
+        dash = TrainingDashboard(trainer, evaluate=False)
+        trainer.fine_tune(1, freeze_epochs=1)  # the head alone, then every layer group
+        dash.flush()
+        steps = len(trainer.steps)
+        assert len(dash.lr_line.x) == steps
+        dash.close()

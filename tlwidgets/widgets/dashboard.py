@@ -468,7 +468,7 @@ class TrainingDashboard(widgets.VBox):
                 if step_changed:
                     x, raw, smooth = b.loss.arrays()
                     lr_x = np.array(b.lr_steps, dtype=float)
-                    lrs = np.array(b.lrs, dtype=float) if b.lrs else np.empty((0, 0))
+                    lrs = _ragged(b.lrs)
                 if epoch_changed:
                     epochs = [dict(r) for r in b.epochs]
                 state, error, img_s = b.state, b.error, b.img_s
@@ -510,7 +510,7 @@ class TrainingDashboard(widgets.VBox):
             self._lr_sent_n = n
             idx = decimate_stride(np.arange(n), np.arange(n), max(self.max_points // 4, 10))[0]
             ys, names = lrs[idx].T, self._group_names(lrs.shape[1])
-            if len(ys) > 1 and np.allclose(ys, ys[:1], rtol=1e-6, atol=0):
+            if len(ys) > 1 and np.allclose(ys, ys[:1], rtol=1e-6, atol=0, equal_nan=True):
                 # groups on one schedule are one line: a legend of identical curves hides the plot
                 ys, names = ys[:1], [f"all {len(names)} groups" if len(names) > 1 else names[0]]
             self.charts.lr_range(ys)
@@ -523,6 +523,8 @@ class TrainingDashboard(widgets.VBox):
             self.charts.draw_lr_legend(names)
 
     def _group_names(self, n: int) -> list[str]:
+        # the current optimizer's groups; a run whose group count changed (fine_tune: the head,
+        # then every layer group) keeps its earlier points, padded with NaN (gaps)
         names = getattr(self.trainer, "param_group_names", None)
         if callable(names):
             names = names()
@@ -686,3 +688,16 @@ def _pad_to(a: np.ndarray, n: int) -> np.ndarray:
 def _pad_series(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = np.isfinite(y)
     return x[ok], y[ok]
+
+
+def _ragged(rows: list[list[float]]) -> np.ndarray:
+    """Learning rates per step as a 2-d array; rows of fewer groups padded with NaN."""
+    if not rows:
+        return np.empty((0, 0))
+    width = max(len(r) for r in rows)
+    if all(len(r) == width for r in rows):
+        return np.array(rows, dtype=float)
+    out = np.full((len(rows), width), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
