@@ -34,7 +34,6 @@ import importlib
 import math
 import os
 import random
-import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -50,18 +49,19 @@ from .._runtime import DeviceContext, model_lock
 from ..errors import ConfigError, TrainerStateError, TrainingError
 from .config import TrainerConfig, check_epochs, check_lr
 from .cycles import EpochRunner
-from .feature_store import FeatureStore
+from .describe import bn_policy_now, model_name, run_label
+from .distributed import Distributed, DistributedHook
 from .events import TrainerEvent
 from .failures import describe_failure
-from .distributed import Distributed, DistributedHook
+from .feature_store import FeatureStore
 from .hooks import Checkpoints, DivergenceGuard, EarlyStopping, OptimizerRebuild, RunFiles
 from .loop import StepLoop
 from .machine import ACTIVE, STATES, RunMachine
 from .optim import build_optimizer
 from .preflight import check_head, check_run_folder, expected_checkpoint_bytes
 from .progress import ConsoleProgress
-from .run_hook import RunFolder
 from .resume import read_run, restore_run
+from .run_hook import RunFolder
 from .state import HISTORY_COLUMNS, STEP_COLUMNS, RunState
 
 if TYPE_CHECKING:
@@ -74,41 +74,6 @@ __all__ = ["STATES", "Trainer", "run_label"]
 
 def _fz() -> Any:
     return importlib.import_module("tlwidgets.freeze")  # the package binds `freeze` to the function
-
-
-def _model_name(model: nn.Module) -> str:
-    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None) or {}
-    name = cfg.get("architecture") if isinstance(cfg, dict) else None
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name or type(model).__name__))
-
-
-def run_label(model: nn.Module) -> str:
-    """A label that tells runs apart: architecture, where its weights came from, what trains.
-
-    >>> import timm
-    >>> m = timm.create_model("resnet18", pretrained=False, num_classes=2)
-    >>> run_label(m)
-    'resnet18 · random init · all'
-    """
-    report = getattr(model, "tlw_load_report", None)
-    weights = "pretrained" if report is not None and getattr(report, "matched", None) \
-        else "random init"
-    try:
-        groups = _fz().layer_groups(model)
-        trainable = [g.trainable_params > 0 for g in groups]
-    except Exception:  # noqa: BLE001 - a label must never fail
-        trainable = []
-    if not trainable or all(trainable):
-        what = "all"
-    elif trainable[-1] and not any(trainable[:-1]):
-        what = "head"
-    elif len(trainable) > 2 and all(trainable[-2:]) and not any(trainable[:-2]):
-        what = "last stage + head"
-    elif not any(trainable):
-        what = "nothing"
-    else:
-        what = f"{sum(trainable)} of {len(trainable)} groups"
-    return f"{_model_name(model)} · {weights} · {what}"
 
 
 class _ResumeDescriptor:
@@ -184,7 +149,7 @@ class Trainer(RunMachine):
         self._run_dir_arg = Path(run_dir) if run_dir is not None else None
         if dist is not None and run_dir is None:  # one folder for the job: rank 0 names it
             stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-            self._run_dir_arg = Path(dist.agree(f"runs/{stamp}-{_model_name(model)}"))
+            self._run_dir_arg = Path(dist.agree(f"runs/{stamp}-{model_name(model)}"))
         self._writes_files = dist is None or dist.is_main
         self._run_dir: Path | None = None
         super().__init__()
@@ -277,12 +242,12 @@ class Trainer(RunMachine):
                 self._run_dir = self._run_dir_arg.resolve()
             else:
                 stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-                candidate = Path("runs") / f"{stamp}-{_model_name(self.model)}"
+                candidate = Path("runs") / f"{stamp}-{model_name(self.model)}"
                 try:
                     candidate.mkdir(parents=True, exist_ok=False)
                     self._run_dir = candidate.resolve()
                 except OSError:  # a read-only working directory: keep the run in a temp folder
-                    self._run_dir = Path(tempfile.mkdtemp(prefix=f"tlwidgets-{_model_name(self.model)}-"))
+                    self._run_dir = Path(tempfile.mkdtemp(prefix=f"tlwidgets-{model_name(self.model)}-"))
         return self._run_dir
 
     @property
@@ -511,7 +476,7 @@ class Trainer(RunMachine):
     # ------------------------------------------------------------------ what checkpoints hold
     def _run_info(self) -> dict[str, Any]:
         r = self.run
-        return {"model": _model_name(self.model), "name": self.name, "classes": r.classes,
+        return {"model": model_name(self.model), "name": self.name, "classes": r.classes,
                 "epochs_done": r.epochs_done, "global_step": r.global_step,
                 "config": self.config.to_dict()}
 
@@ -524,7 +489,7 @@ class Trainer(RunMachine):
             # what only a freeze change can change: read once per change, not once per epoch
             self._freeze_facts = (version, {
                 "trainable": [n for n, p in self.model.named_parameters() if p.requires_grad],
-                "bn_policy": _bn_policy_now(self.model),
+                "bn_policy": bn_policy_now(self.model),
                 "lr_multipliers": _fz().lr_multipliers(self.model)})
         return {
             "format": 2, "config": self.config.to_dict(),
@@ -614,14 +579,3 @@ class Trainer(RunMachine):
     def __repr__(self) -> str:
         return (f"Trainer({self.name}, state={self._state!r}, "
                 f"epochs_done={self.run.epochs_done}, device={self.device})")
-
-
-def _bn_policy_now(model: nn.Module) -> str:
-    from .._runtime import preserved
-
-    with preserved(model):
-        model.train()
-        frozen = any("FrozenBatchNorm" in type(m).__name__ for m in model.modules())
-        held = any(isinstance(m, nn.modules.batchnorm._NormBase) and not m.training
-                   for m in model.modules())
-    return "frozen" if frozen else ("eval" if held else "train")
