@@ -412,3 +412,26 @@ def test_imagenet_similarity_refuses_a_random_head(tiny_data):
     model = tlw.create_model("resnet18", num_classes=1000, weights="none")
     with pytest.raises(tlw.ConfigError, match="random weights"):
         tlw.imagenet_similarity(model, tiny_data, progress=False)
+
+
+def test_ranking_again_on_the_same_files_reads_the_feature_store(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from tlwidgets.ranking.features import backbone_features
+
+    monkeypatch.setenv("TLWIDGETS_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (tmp_path / "img" / c).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(
+                tmp_path / "img" / c / f"{i}.png")
+    model = tlw.create_model("tf_efficientnet_lite0", num_classes=2, weights="none")
+    data = tlw.ImageData.from_folder(tmp_path / "img", model=model, img_size=32)
+    first = backbone_features(model, data)
+    second = backbone_features(model, data)
+    assert not first.from_store and second.from_store
+    np.testing.assert_array_equal(first.features, second.features)
+    with torch.no_grad():
+        model.conv_stem.weight.mul_(1.5)
+    assert not backbone_features(model, data).from_store  # other weights: computed again

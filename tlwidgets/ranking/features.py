@@ -1,9 +1,10 @@
 """Features of a frozen backbone on a capped, stratified sample of a dataset.
 
-:func:`backbone_features` is the **one** place ranking computes features. The persistent
-feature cache (issue 18, ``tlwidgets/training/feature_cache.py``) is to be switched in here, so
-that ``rank_models``, ``rank_layers`` and ``imagenet_similarity`` all reuse features computed
-once per model and data.
+:func:`backbone_features` is the **one** place ranking computes features, and it keeps them in
+the training feature store on disk (``tlwidgets/training/feature_store.py``, keyed by the
+model's weights, the data's files, the transform and the sample), so ranking the same
+candidates on the same data again — ``rank_models``, ``imagenet_similarity`` — reads them
+instead of recomputing (per-layer passes of ``rank_layers`` are not stored).
 
 The features are the classifier's input, exactly what a head trained on the frozen model sees:
 timm's ``forward_head(forward_features(x), pre_logits=True)``; for another module with a
@@ -52,6 +53,7 @@ class Features:
     logits: np.ndarray | None = None  # (N, C) the model's own head, when asked for
     layers: dict[str, np.ndarray] = field(default_factory=dict)  # group name -> (N, C_g) pooled
     seconds: float = 0.0
+    from_store: bool = False  # read from the feature store on disk (computed by an earlier call)
 
 
 def check_data(data: Any, split: str = "train") -> list[int]:
@@ -232,6 +234,7 @@ def backbone_features(
     """
     from ..evaluation import model_lock
 
+    start_all = time.perf_counter()
     labels_all = check_data(data, split)
     idx = np.arange(len(labels_all)) if indices is None else np.asarray(indices, dtype=np.int64)
     view = data.with_model(model)
@@ -242,6 +245,17 @@ def backbone_features(
         Subset(ds, idx.tolist()), batch_size=batch_size, shuffle=False,
         num_workers=getattr(data, "num_workers", 0),
     )
+    key = _store_key(model, view, idx, split, logits) if not layers else None
+    if key is not None:
+        stored = _store().load(key, torch.device("cpu"), required=("features",))
+        if stored is not None:
+            if progress is not None:
+                progress.advance(len(idx), label)
+            return Features(
+                features=stored["features"].numpy(),
+                labels=np.asarray(labels_all, dtype=np.int64)[idx], indices=idx,
+                logits=stored["logits"].numpy() if "logits" in stored else None,
+                seconds=time.perf_counter() - start_all, from_store=True)
     device = _model_device(model)
     # a model stored channels-last (rank_models converts the ones it loads: ~1.3x faster
     # convolutions on the CPU) gets its input in the same layout
@@ -278,7 +292,7 @@ def backbone_features(
                 h.remove()
             for m, was_training in modes:
                 m.training = was_training
-    return Features(
+    result = Features(
         features=torch.cat(feats).numpy(),
         labels=np.asarray(labels_all, dtype=np.int64)[idx],
         indices=idx,
@@ -286,3 +300,34 @@ def backbone_features(
         layers={k: torch.cat(v).numpy() for k, v in per_layer.items() if v},
         seconds=time.perf_counter() - start,
     )
+    if key is not None:
+        kept = {"features": torch.from_numpy(result.features)}
+        if result.logits is not None:
+            kept["logits"] = torch.from_numpy(result.logits)
+        _store().save(key, kept)
+    return result
+
+
+def _store() -> Any:
+    """The feature store (made per call: its folder follows ``TLWIDGETS_CACHE_DIR``)."""
+    from ..training.feature_store import FeatureStore
+
+    return FeatureStore()
+
+
+def _store_key(model: nn.Module, view: Any, idx: np.ndarray, split: str, logits: bool
+               ) -> str | None:
+    """The feature store's key of this pass (the training feature cache's key, plus the sample,
+    the split and whether logits are kept), or None when the data has no files to key on."""
+    import hashlib
+
+    from .._runtime import DeviceContext
+    from ..training.feature_store import feature_key
+
+    base = feature_key(model, None, view, "ranking", DeviceContext.for_model(model))
+    if base is None:
+        return None
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{base}|{split}|{logits}|".encode())
+    h.update(np.asarray(idx, dtype=np.int64).tobytes())
+    return "rank-" + h.hexdigest()

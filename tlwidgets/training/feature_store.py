@@ -47,9 +47,11 @@ def _cache_root() -> Path:
     return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "tlwidgets"
 
 
-def feature_key(model: nn.Module, head: nn.Module, data: Any, augment: Any,
+def feature_key(model: nn.Module, head: nn.Module | None, data: Any, augment: Any,
                 ctx: DeviceContext) -> str | None:
-    """The store key of these features, or ``None`` when the data has no files to key on."""
+    """The store key of these features, or ``None`` when the data has no files to key on.
+    The weights of ``head`` are left out (a head that trains does not change its input); with
+    ``head=None`` every weight counts (features that include the model's own logits)."""
     items = list(getattr(data, "train_items", [])) + list(getattr(data, "valid_items", []))
     if not items or any(path is None for path, _ in items):
         return None
@@ -96,8 +98,11 @@ class FeatureStore:
     def path(self, key: str) -> Path:
         return self.root / f"{key}.safetensors"
 
-    def load(self, key: str, device: torch.device) -> dict[str, torch.Tensor] | None:
-        """The stored tensors of ``key`` on ``device``, or ``None`` (missing or unreadable)."""
+    def load(self, key: str, device: torch.device,
+             required: tuple[str, ...] = ("train_x", "train_y", "valid_x", "valid_y")
+             ) -> dict[str, torch.Tensor] | None:
+        """The stored tensors of ``key`` on ``device``, or ``None`` (missing, unreadable, or
+        without the ``required`` names)."""
         path = self.path(key)
         if not path.exists():
             return None
@@ -107,7 +112,7 @@ class FeatureStore:
         except Exception:  # noqa: BLE001 - a damaged entry is recomputed, never fatal
             path.unlink(missing_ok=True)
             return None
-        if not {"train_x", "train_y", "valid_x", "valid_y"} <= set(tensors):
+        if not set(required) <= set(tensors):
             return None
         return tensors
 
