@@ -2,8 +2,12 @@
 // a top-1 scatter.
 // Kernel -> page: `_catalog` (sent once: columnar, numbers as binary buffers, with a `rank`
 // column and `order_note`: the order it opens in and why), `selected`, and `hub` / `hub_detail`
-// (whether models without offline weights can be created now; rows that cannot say so).
-// Page -> kernel: only `selected` (a click, Enter, or a click on a dot).
+// (whether models without offline weights can be created now; rows that cannot say so);
+// `ranking` (the "Rank on my data" state and progress) and `_scores` (a finished ranking: score
+// columns for the ranked rows and rows for candidates that are not catalog rows, merged into
+// the columns by js/lib/scores.js; the table then shows Rank/LogME/k-NN and sorts by rank).
+// Page -> kernel: `selected` (a click, Enter, or a click on a dot), and the messages
+// {cmd: "rank"} / {cmd: "cancel"} from the ranking bar.
 // Every model-supplied string reaches the page through textContent / fillText / title, never as
 // HTML, so a name like `<img src=x onerror=...>` is shown literally.
 // Timings (first render, each filter) go to window.__tlwTimings.model_browser for the browser
@@ -24,7 +28,9 @@ import {
   visibleWindow,
 } from "./lib/table.js";
 import { availability, offlineCellText, orderText } from "./lib/availability.js";
+import { mergeScores, rankCell, rankOrder, rankedColumns, scoreDetails } from "./lib/scores.js";
 import { drawDetails as fillDetails } from "./model_browser/details.js";
+import { createRankBar } from "./model_browser/ranking.js";
 import { X_AXES, createScatter } from "./model_browser/scatter.js";
 
 const ROW_H = 26; // must match --tlw-mb-row-h in model_browser.css
@@ -65,13 +71,9 @@ function h(tag, props = {}, children = []) {
   return node;
 }
 
-/** @param {{model: any, el: HTMLElement}} ctx */
-function render({ model, el }) {
-  const t0 = performance.now();
-  const viewId = ++viewCounter;
-  const payload = model.get("_catalog");
-  const { n, cols } = decodePayload(payload);
-  const orderNote = payload.order_note || "";
+/** The decoded catalog's architecture/tag (sent only when they are not the halves of the
+ * name) and the filters' string columns, filled in place. */
+function completeColumns({ n, cols }) {
   if (!cols.architecture || !cols.tag) {
     // the kernel leaves these out when every name is "architecture.tag" (they travel once, in name)
     cols.architecture = new Array(n);
@@ -83,20 +85,47 @@ function render({ model, el }) {
       cols.tag[i] = dot < 0 ? "" : name.slice(dot + 1);
     }
   }
-  // a filter over a column the catalog does not have is not offered
-  const present = new Set(Object.keys(cols));
   for (const key of ["family", "pretrain", "license"]) if (!cols[key]) cols[key] = new Array(n).fill(null);
-  const index = searchIndex(cols, n);
+}
+
+/** @param {{model: any, el: HTMLElement}} ctx */
+function render({ model, el }) {
+  const t0 = performance.now();
+  const viewId = ++viewCounter;
+  const payload = model.get("_catalog");
+  const base = decodePayload(payload);
+  const orderNote = payload.order_note || "";
+  // a filter over a column the catalog does not have is not offered
+  const present = new Set(Object.keys(base.cols));
+  completeColumns(base);
+  // the shown columns: the catalog's, with a ranking's merged in (one object: the scatter keeps it)
+  const cols = {};
+  let n = 0;
+  let ranked = false;
+  let columns = COLUMNS;
+  let index = null;
   const rowOf = new Map();
-  for (let i = 0; i < n; i++) rowOf.set(cols.name[i], i);
+  function mergeRanking() {
+    const merged = mergeScores(base, model.get("_scores"));
+    for (const key of Object.keys(cols)) delete cols[key];
+    Object.assign(cols, merged.cols);
+    n = merged.n;
+    ranked = merged.ranked;
+    columns = ranked ? rankedColumns(COLUMNS) : COLUMNS;
+    index = searchIndex(cols, n);
+    rowOf.clear();
+    for (let i = 0; i < n; i++) rowOf.set(cols.name[i], i);
+  }
+  mergeRanking();
 
   let filters = emptyFilters();
   // the recommended order (the kernel's `rank`: offline first, then light models by top-1)
   const recommended = cols.rank ? { key: "rank", dir: "asc" } : { key: "name", dir: "asc" };
-  let sort = recommended;
+  const byRank = { key: "score_order", dir: "asc" };
+  let sort = ranked ? byRank : recommended;
   let hub = model.get("hub") || "unknown";
   let hubDetail = model.get("hub_detail") || "";
-  const offlineCount = cols.cached ? cols.cached.reduce((a, v) => a + (v ? 1 : 0), 0) : 0;
+  const offlineCount = base.cols.cached ? base.cols.cached.reduce((a, v) => a + (v ? 1 : 0), 0) : 0;
   let order = new Int32Array(0); // shown rows (catalog indices), filtered and sorted
   let cursor = -1; // position in `order` of the keyboard cursor
   let selectedRow = -1; // catalog index of `selected`
@@ -116,7 +145,9 @@ function render({ model, el }) {
   search.autocomplete = "off";
   const count = h("span", { class: "tlw-mb-count", role: "status", "aria-live": "polite" });
   const clear = h("button", { type: "button", text: "Clear filters" });
-  root.appendChild(h("div", { class: "tlw-mb-toolbar" }, [search, count, clear]));
+  // "Rank on my data" sits in the toolbar: without data it is one disabled button, no extra line
+  const rankBar = createRankBar(model);
+  root.appendChild(h("div", { class: "tlw-mb-toolbar" }, [search, count, clear, rankBar.el]));
 
   function select(label, values, allLabel, format = String) {
     const s = h("select", { "aria-label": label });
@@ -163,12 +194,17 @@ function render({ model, el }) {
   // table
   const head = h("div", { class: "tlw-mb-head", role: "row" });
   const headButtons = new Map();
-  for (const c of COLUMNS) {
-    const b = h("button", { type: "button", class: c.num ? "tlw-num" : "", role: "columnheader" });
-    b.dataset.key = c.key;
-    b.title = `${c.title} (click to sort)`;
-    headButtons.set(c.key, b);
-    head.appendChild(b);
+  function makeHead() {
+    head.replaceChildren();
+    headButtons.clear();
+    for (const c of columns) {
+      const b = h("button", { type: "button", class: c.num ? "tlw-num" : "", role: "columnheader" });
+      b.dataset.key = c.sortKey || c.key;
+      b.title = `${c.title} (click to sort)`;
+      headButtons.set(c.key, b);
+      head.appendChild(b);
+    }
+    root.classList.toggle("has-scores", ranked);
   }
   const spacer = h("div", { class: "tlw-mb-spacer" });
   const empty = h("div", { class: "tlw-mb-empty", text: "No model matches these filters." });
@@ -181,6 +217,7 @@ function render({ model, el }) {
   viewport.appendChild(spacer);
   const table = h("div", { class: "tlw-mb-table" }, [h("div", { class: "tlw-mb-inner" }, [head, viewport])]);
   root.appendChild(table);
+  makeHead();
 
   // details and scatter
   const details = h("div", { class: "tlw-mb-details", "aria-live": "polite" });
@@ -205,7 +242,7 @@ function render({ model, el }) {
   const pool = []; // row elements currently in the DOM, in window order
   function makeRow() {
     const row = h("div", { class: "tlw-mb-row", role: "option" });
-    for (const c of COLUMNS) {
+    for (const c of columns) {
       const cell = h("div", { class: `tlw-mb-cell ${c.num ? "tlw-num" : ""} ${c.cls || ""} ${c.dim ? "tlw-mb-dim" : ""}` });
       row.appendChild(cell);
     }
@@ -216,11 +253,15 @@ function render({ model, el }) {
     row._idx = idx;
     row.id = `tlw-mb-${viewId}-r${idx}`;
     const cells = row.children;
-    for (let j = 0; j < COLUMNS.length; j++) {
-      const c = COLUMNS[j];
+    for (let j = 0; j < columns.length; j++) {
+      const c = columns[j];
       const col = cols[c.key];
       let text = "";
-      if (col) {
+      if (c.key === "score_rank") {
+        const cell = rankCell(cols, idx);
+        text = cell.text;
+        cells[j].title = cell.title;
+      } else if (col) {
         if (c.key === "cached") text = offlineCellText(availability(col[idx], hub));
         else if (c.bool) text = col[idx] ? "✓" : "";
         else if (c.num) text = formatNumber(col[idx], c.digits);
@@ -268,19 +309,22 @@ function render({ model, el }) {
   }
 
   function drawOrder() {
-    const label = (COLUMNS.find((c) => c.key === sort.key) || { label: sort.key }).label;
+    const label = (columns.find((c) => (c.sortKey || c.key) === sort.key) || { label: sort.key }).label;
     const t = orderText(sort, orderNote, label, hub, offlineCount);
-    orderLine.textContent = t.order;
+    orderLine.textContent =
+      sort.key === byRank.key && sort.dir === "asc"
+        ? "Sorted by the ranking on your data (1 = best); the models not ranked follow in the recommended order."
+        : t.order;
     resetOrder.hidden = sort.key === recommended.key || !cols.rank;
     hubLine.textContent = t.hub;
   }
 
   function drawHead() {
     drawOrder();
-    for (const c of COLUMNS) {
+    for (const c of columns) {
       const b = headButtons.get(c.key);
       b.textContent = c.label;
-      if (sort.key === c.key) {
+      if (sort.key === (c.sortKey || c.key)) {
         b.appendChild(h("span", { class: "tlw-mb-arrow", text: sort.dir === "asc" ? "▲" : "▼" }));
         b.setAttribute("aria-sort", sort.dir === "asc" ? "ascending" : "descending");
       } else b.setAttribute("aria-sort", "none");
@@ -303,6 +347,7 @@ function render({ model, el }) {
       hidden: i >= 0 && positionOf(order, i) < 0,
       kind: i >= 0 ? availability(cols.cached ? cols.cached[i] : 0, hub) : "download",
       hubDetail,
+      scores: i >= 0 ? scoreDetails(cols, i, model.get("_scores")) : null,
     });
   }
 
@@ -319,7 +364,12 @@ function render({ model, el }) {
   const phases = { filter: 0, table: 0, plot: 0 };
   function refresh() {
     let t = performance.now();
-    if (!sortedAll) sortedAll = sortRows(Int32Array.from({ length: n }, (_, i) => i), cols, sort.key, sort.dir);
+    if (!sortedAll) {
+      sortedAll =
+        sort.key === byRank.key
+          ? rankOrder(cols, n, sort.dir)
+          : sortRows(Int32Array.from({ length: n }, (_, i) => i), cols, sort.key, sort.dir);
+    }
     order = filterRows(cols, n, filters, index, sortedAll);
     const selPos = positionOf(order, selectedRow);
     if (cursor >= order.length || cursor < 0) cursor = selPos;
@@ -505,6 +555,21 @@ function render({ model, el }) {
   }
   model.on("change:hub", onHub);
   model.on("change:hub_detail", onHub);
+  function onScores() {
+    // a ranking arrived: new columns (and maybe rows), sorted by rank from the top
+    const name = selectedRow >= 0 ? cols.name[selectedRow] : model.get("selected") || "";
+    mergeRanking();
+    for (const row of pool) row.remove();
+    pool.length = 0;
+    makeHead();
+    sort = ranked ? byRank : recommended;
+    sortedAll = null;
+    selectedRow = rowOf.has(name) ? rowOf.get(name) : -1;
+    cursor = -1;
+    viewport.scrollTop = 0;
+    timedRefresh("ranked", { ranked: ranked ? model.get("_scores").n : 0 });
+  }
+  model.on("change:_scores", onScores);
   // JupyterLab switches themes by swapping CSS variables; the canvas must repaint to follow.
   const themeWatch = new MutationObserver(() => {
     // the new theme's stylesheet may apply a frame later
@@ -537,6 +602,8 @@ function render({ model, el }) {
     model.off("change:selected", onKernelSelected);
     model.off("change:hub", onHub);
     model.off("change:hub_detail", onHub);
+    model.off("change:_scores", onScores);
+    rankBar.dispose();
     themeWatch.disconnect();
     sizeWatch.disconnect();
   };

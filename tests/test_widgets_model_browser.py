@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ import comm
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import tlwidgets as tlw
 from tlwidgets.widgets.model_browser import ModelBrowser, encode_catalog
@@ -326,3 +328,134 @@ def test_the_hub_status_reaches_the_page(monkeypatch):
     # nothing to check when every row is offline
     everything_cached = small_catalog().assign(cached=True)
     assert ModelBrowser(catalog=everything_cached).hub == "unknown"
+
+
+# ---- "Rank on my data" ---------------------------------------------------------------------
+
+
+def bright_channel_data(per_class: int = 8, size: int = 32) -> Any:
+    """Three classes told apart by their brightest channel: a pretrained model separates them."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), per_class)
+    images = rng.random((len(labels), size, size, 3), dtype=np.float32) * 0.3
+    for c in range(3):
+        images[labels == c, :, :, c] += 0.6
+    return tlw.ImageData.from_arrays(images, labels, classes=["r", "g", "b"], valid_pct=0.25,
+                                     img_size=size, batch_size=8)
+
+
+def decode_scores(payload: dict) -> dict[str, Any]:
+    """The score payload's columns as numpy arrays / lists, independently of the encoder."""
+    out: dict[str, Any] = {}
+    for key, col in payload["columns"].items():
+        out[key] = (np.frombuffer(bytes(col["data"]), dtype=col["dtype"]) if col["kind"] == "num"
+                    else col["values"])
+    return out
+
+
+class SlowFeatures(torch.nn.Module):
+    """A headless model whose every batch takes a while, so a ranking can be cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.3)
+        return self.conv(x).mean((2, 3))
+
+
+
+def test_rank_on_my_data_waits_for_data_and_refuses_what_is_not_data():
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False)
+    assert browser.ranking["state"] == "unavailable"
+    assert "browser.data = data" in browser.ranking["text"]
+    with pytest.raises(tlw.ConfigError, match="no data to rank"):
+        browser.rank()
+    with pytest.raises(tlw.ConfigError, match="tlw.ImageData"):
+        browser.data = [1, 2, 3]
+    browser.data = bright_channel_data()
+    assert browser.ranking["state"] == "ready"
+    assert "3 classes, 18 training images" in browser.ranking["text"]
+    assert ModelBrowser(catalog=small_catalog(), check_hub=False,
+                        data=bright_channel_data()).ranking["state"] == "ready"
+
+
+def test_a_ranking_runs_off_the_kernel_thread_and_lands_in_the_table(monkeypatch):
+    senders: list[str] = []
+
+    class ThreadComm(RecordingComm):
+        def send(self, data: Any = None, metadata: Any = None, buffers: Any = None) -> None:
+            senders.append(threading.current_thread().name)
+            super().send(data, metadata, buffers)
+
+    monkeypatch.setattr(comm, "create_comm", lambda **kw: ThreadComm(**kw))
+    catalog = tlw.catalog()
+    data = bright_channel_data()
+    scratch = tlw.create_model("tf_efficientnet_lite0", 3, weights="none")
+    browser = ModelBrowser(catalog=catalog, check_hub=False, data=data,
+                           candidates=["tf_efficientnet_lite0", scratch], per_class=6)
+    browser._handle_message(browser, {"cmd": "rank"})  # what the page's button sends
+    assert browser.ranking["state"] == "running"
+    result = browser.wait_ranking(120)
+    assert browser.ranking["state"] == "done"
+    assert browser.ranking["text"].startswith("Ranked 2 models on 18 of your images")
+    assert sorted(result["model"]) == ["tf_efficientnet_lite0",
+                                       "tf_efficientnet_lite0 (random init)"]
+    # the catalog's lite0 row gets the pretrained model's scores; the random-init model, which
+    # is no catalog row, gets a row of its own after the catalog's
+    payload = browser._scores
+    lite0 = int(np.flatnonzero(catalog["name"] == "tf_efficientnet_lite0.in1k")[0])
+    row_of = {"tf_efficientnet_lite0": lite0, "tf_efficientnet_lite0 (random init)": len(catalog)}
+    assert payload["index"] == [row_of[m] for m in result["model"]]  # in rank order
+    assert payload["extra"]["columns"]["name"]["values"] == ["tf_efficientnet_lite0 (random init)"]
+    got = decode_scores(payload)
+    np.testing.assert_allclose(got["logme"], result["logme"], rtol=1e-6)
+    np.testing.assert_allclose(got["knn_pct"], 100 * result["knn_accuracy"], rtol=1e-6)
+    assert got["score_rank"].tolist() == [1.0, 2.0] and got["score_order"].tolist() == [1.0, 2.0]
+    assert got["logme"][0] >= got["logme"][1]
+    assert got["feature_dim"].tolist() == [1280.0, 1280.0]
+    assert got["rank_error"] == ["", ""]
+    card = payload["similarity"]["tf_efficientnet_lite0.in1k"]
+    assert 0 < card["mean_max_prob"] <= 1 and card["looks_like"]
+    assert set(payload["explain"]) == {"logme", "knn_accuracy", "top1", "similarity"}
+    # the worker scored; only the kernel's and the publisher's threads talked to the page
+    assert "tlw-rank-models" not in senders and "tlw-rank-models-publisher" in senders
+    # the new row can be selected; create_model makes that random-init architecture
+    browser.selected = "tf_efficientnet_lite0 (random init)"
+    assert browser.selected_row["score_rank"] == int(
+        result.set_index("model").loc["tf_efficientnet_lite0 (random init)", "rank"])
+    made = browser.create_model(num_classes=3)
+    assert made.tlw_load_report is None and made.get_classifier().out_features == 3
+
+
+def test_a_failed_candidate_keeps_its_row_and_says_why(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False, data=bright_channel_data())
+    browser.rank(["resnet18.a1_in1k", tlw.create_model("resnet18", 3, weights="none")],
+                 per_class=4, wait=True)
+    got = decode_scores(browser._scores)
+    assert math.isnan(got["score_rank"][1]) and got["score_rank"][0] == 1
+    assert "WeightsUnavailableError" in got["rank_error"][1]
+    assert browser._scores["index"][1] == 0  # resnet18.a1_in1k's own catalog row
+    assert "1 could not be scored" in browser.ranking["text"]
+
+
+def test_cancel_keeps_what_was_scored():
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False,
+                           data=bright_channel_data(per_class=12))
+    browser.rank({"slow": SlowFeatures(), "slow too": SlowFeatures()}, per_class=12,
+                 batch_size=2)
+    deadline = time.monotonic() + 60
+    while browser.ranking.get("done", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    browser._handle_message(browser, {"cmd": "cancel"})
+    result = browser.wait_ranking(60)
+    assert browser.ranking["state"] == "cancelled"
+    assert browser.ranking["text"].startswith("Cancelled")
+    assert (result["error"] == "cancelled").all()
+    with pytest.raises(tlw.ConfigError, match="already running"):
+        browser.rank()
+        browser.rank()
+    browser.cancel_ranking()
+    browser.wait_ranking(60)

@@ -19,9 +19,10 @@ function fmtTriple(col, i) {
 /**
  * Fill `details` for catalog row `i` (or the empty state when i < 0).
  * @param {HTMLElement} details
- * @param {{cols: Record<string, any>, i: number, hidden: boolean, kind: string, hubDetail: string}} ctx
+ * @param {{cols: Record<string, any>, i: number, hidden: boolean, kind: string, hubDetail: string,
+ *   scores: ReturnType<typeof import("../lib/scores.js").scoreDetails>}} ctx
  */
-export function drawDetails(details, { cols, i, hidden, kind, hubDetail }) {
+export function drawDetails(details, { cols, i, hidden, kind, hubDetail, scores }) {
   details.replaceChildren();
   if (i < 0) {
     details.appendChild(el("h4", "", "No model selected"));
@@ -30,6 +31,7 @@ export function drawDetails(details, { cols, i, hidden, kind, hubDetail }) {
   }
   details.appendChild(el("h4", "", cols.name[i]));
   if (hidden) details.appendChild(el("div", "tlw-mb-warn", "Hidden by the current filters."));
+  if (scores) details.appendChild(drawScores(scores));
   const dl = el("dl");
   const num = (key, digits, unit = "") => {
     const v = cols[key] ? cols[key][i] : NaN;
@@ -68,4 +70,32 @@ export function drawDetails(details, { cols, i, hidden, kind, hubDetail }) {
   add("HF Hub id", str("hf_hub_id"));
   if (cols.num_classes && !Number.isNaN(cols.num_classes[i])) add("Classes (pretrained head)", num("num_classes", 0));
   details.appendChild(dl);
+}
+
+/** The "On your data" section of a ranked model: rank, scores with one sentence each, the
+ * ImageNet-similarity card, or why it could not be scored. */
+function drawScores(scores) {
+  const box = el("section", "tlw-mb-scores");
+  box.setAttribute("aria-label", "Scores on your data");
+  box.appendChild(el("div", "tlw-mb-scores-rank", `Rank ${scores.rank}`));
+  if (scores.error) box.appendChild(el("div", "tlw-mb-warn tlw-mb-scores-error", scores.error));
+  const dl = el("dl");
+  for (const line of scores.lines) {
+    dl.appendChild(el("dt", "", line.term));
+    const dd = el("dd", "", line.value);
+    dd.dataset.score = line.term;
+    if (line.explain) dd.appendChild(el("div", "tlw-mb-hint", line.explain));
+    dl.appendChild(dd);
+  }
+  box.appendChild(dl);
+  if (scores.card) {
+    const card = el("div", "tlw-mb-similarity");
+    card.appendChild(el("div", "tlw-mb-similarity-looks", scores.card.looks));
+    card.appendChild(
+      el("div", "", `Mean max-softmax ${scores.card.maxProb} · normalised entropy ${scores.card.entropy}`),
+    );
+    if (scores.card.explain) card.appendChild(el("div", "tlw-mb-hint", scores.card.explain));
+    box.appendChild(card);
+  }
+  return box;
 }

@@ -9,159 +9,34 @@ rest as one list per column. Filtering, sorting, scrolling and the scatter run i
 from __future__ import annotations
 
 import difflib
-import math
 import os
-import socket
 import threading
-from urllib.parse import urlparse
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import anywidget
 import numpy as np
 import traitlets
 
-from ..errors import ConfigError, ModelNotFoundError
+from .._hub_probe import no_answer
+from ..errors import ConfigError, ModelNotFoundError, TLWidgetsError
+from ._browser_scores import RANDOM_INIT, SCORE_SENTENCES, encode_scores, ranking_text
+from ._catalog_wire import encode_catalog, flag
+from ._rank_job import RankJob
 from ._static import static_file
 
 if TYPE_CHECKING:
     import pandas as pd
     import torch
 
-__all__ = ["ModelBrowser", "encode_catalog", "recommended_rank", "ORDER_NOTE", "CPU_GMACS"]
-
-# float32 keeps every figure of the results tables (at most 5 significant digits) exactly
-# enough to display and sort, at half the bytes of float64.
-NUMERIC_COLUMNS: tuple[str, ...] = (
-    "params_m",
-    "gmacs",
-    "img_size",
-    "top1",
-    "top5",
-    "gpu_img_s",
-    "cpu_img_s",
-    "crop_pct",
-    "num_classes",
-)
-FLAG_COLUMNS: tuple[str, ...] = ("noncommercial", "cached")
-# Few distinct values each (tens of families, a handful of licences): codes + one value list.
-DICTIONARY_COLUMNS: tuple[str, ...] = ("family", "pretrain", "license", "interpolation")
-TEXT_COLUMNS: tuple[str, ...] = ("name", "hf_hub_id", "paper_ids")
-# One (r, g, b) triple per row, sent as 3 * n float32.
-TRIPLE_COLUMNS: tuple[str, ...] = ("mean", "std")
-# Sent only when they are not simply the two halves of ``name`` ("architecture.tag").
-NAME_PART_COLUMNS: tuple[str, ...] = ("architecture", "tag")
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    try:
-        import pandas as pd
-
-        return value is pd.NA or value is pd.NaT
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return False
-
-
-def _text(value: Any) -> str | None:
-    """A cell as display text: lists of ids joined by ", ", missing as None (null in JSON)."""
-    if _missing(value):
-        return None
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return ", ".join(str(v) for v in value)
-    return str(value)
-
-
-def _triple(value: Any) -> tuple[float, float, float]:
-    if isinstance(value, str) or _missing(value):
-        return (math.nan, math.nan, math.nan)
-    try:
-        items = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return (math.nan, math.nan, math.nan)
-    if len(items) == 1:  # a grey-scale statistic applies to each channel
-        items = items * 3
-    return (items[0], items[1], items[2]) if len(items) == 3 else (math.nan, math.nan, math.nan)
-
-
-def _flag(value: Any) -> int:
-    return 0 if _missing(value) else int(bool(value))
-
-
-def _dictionary(values: Iterable[str | None]) -> dict[str, Any]:
-    codes: dict[str | None, int] = {}
-    encoded = [codes.setdefault(v, len(codes)) for v in values]
-    dtype = np.uint8 if len(codes) <= 256 else np.uint16 if len(codes) <= 65536 else np.int32
-    return {
-        "kind": "dict",
-        "dtype": np.dtype(dtype).name,
-        "codes": np.asarray(encoded, dtype=dtype).tobytes(),
-        "values": list(codes),
-    }
-
-
-def _name_references(values: list[str | None], names: list[str], prefix: str) -> dict[str, Any]:
-    # Nearly every hub id is "timm/" + the row's name: send 1 for those instead of the string.
-    refs: list[str | int | None] = [
-        1 if v == prefix + name else v for v, name in zip(values, names)
-    ]
-    return {"kind": "name_ref", "prefix": prefix, "values": refs}
-
-
-def encode_catalog(frame: pd.DataFrame) -> dict[str, Any]:
-    """Encode a catalog DataFrame as the columnar payload the browser's page decodes.
-
-    Numbers become float32 bytes (NaN kept), flags uint8 bytes, repetitive strings
-    ``{"codes": bytes, "values": [...]}``, hub ids that are ``"timm/" + name`` as ``1``, other
-    strings one list per column. ``bytes`` values
-    travel as binary buffers of the comm message, not as JSON.
-
-    >>> import pandas as pd
-    >>> from tlwidgets.widgets.model_browser import encode_catalog
-    >>> payload = encode_catalog(pd.DataFrame({"name": ["resnet18.a1_in1k"], "top1": [71.5]}))
-    >>> payload["n"], payload["columns"]["top1"]["dtype"], len(payload["columns"]["top1"]["data"])
-    (1, 'float32', 4)
-    """
-    import pandas as pd
-
-    n = len(frame)
-    columns: dict[str, Any] = {}
-    names = [str(v) for v in frame["name"]]
-    columns["name"] = {"kind": "str", "values": names}
-    for key in NUMERIC_COLUMNS:
-        if key in frame:
-            numbers = pd.to_numeric(frame[key], errors="coerce").astype("float64")
-            data = numbers.to_numpy(na_value=np.nan).astype(np.float32)
-            columns[key] = {"kind": "num", "dtype": "float32", "data": data.tobytes()}
-    for key in FLAG_COLUMNS:
-        if key in frame:
-            data = np.fromiter((_flag(v) for v in frame[key]), dtype=np.uint8, count=n)
-            columns[key] = {"kind": "bool", "dtype": "uint8", "data": data.tobytes()}
-    for key in DICTIONARY_COLUMNS:
-        if key in frame:
-            columns[key] = _dictionary(_text(v) for v in frame[key])
-    for key in TEXT_COLUMNS[1:]:
-        if key in frame:
-            columns[key] = {"kind": "str", "values": [_text(v) for v in frame[key]]}
-    if "hf_hub_id" in columns:
-        columns["hf_hub_id"] = _name_references(columns["hf_hub_id"]["values"], names, "timm/")
-    for key in TRIPLE_COLUMNS:
-        if key in frame:
-            data = np.asarray([_triple(v) for v in frame[key]], dtype=np.float32).reshape(n, 3)
-            columns[key] = {"kind": "num", "dtype": "float32", "width": 3, "data": data.tobytes()}
-    if all(key in frame for key in NAME_PART_COLUMNS):
-        derived = [name.partition(".")[::2] for name in names]
-        given = list(
-            zip((str(v) for v in frame["architecture"]), (_text(v) or "" for v in frame["tag"]))
-        )
-        if derived != given:
-            for j, key in enumerate(NAME_PART_COLUMNS):
-                columns[key] = {"kind": "str", "values": [pair[j] for pair in given]}
-    return {"n": n, "columns": columns}
-
+__all__ = [
+    "CPU_GMACS",
+    "ORDER_NOTE",
+    "SCORE_SENTENCES",
+    "ModelBrowser",
+    "encode_catalog",
+    "hub_status",
+    "recommended_rank",
+]
 
 #: A model this light (multiply-accumulates per image, billions) fine-tunes on a laptop CPU in
 #: minutes at 128-224 px; without a GMACs figure, CPU_PARAMS_M (millions of parameters) decides.
@@ -195,7 +70,7 @@ def recommended_rank(frame: pd.DataFrame) -> np.ndarray:
             return np.full(n, np.nan)
         return pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
-    cached = (np.array([_flag(v) for v in frame["cached"]], dtype=bool) if "cached" in frame
+    cached = (np.array([flag(v) for v in frame["cached"]], dtype=bool) if "cached" in frame
               else np.zeros(n, dtype=bool))
     gmacs, params, top1 = num("gmacs"), num("params_m"), num("top1")
     light = np.where(np.isfinite(gmacs), gmacs <= CPU_GMACS,
@@ -208,35 +83,32 @@ def recommended_rank(frame: pd.DataFrame) -> np.ndarray:
     return rank
 
 
-def _hub_host() -> tuple[str, int] | None:
-    url = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
-    parsed = urlparse(url)
-    if not parsed.hostname:
-        return None
-    return parsed.hostname, parsed.port or (80 if parsed.scheme == "http" else 443)
+def _hub_endpoint() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.ENDPOINT)  # HF_ENDPOINT as huggingface_hub read it
+    except ImportError:  # pragma: no cover - huggingface_hub comes with timm
+        return os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
 
 
 def hub_status(timeout: float = 3.0) -> tuple[str, str]:
     """``("reachable" | "unreachable", why)`` for the Hugging Face Hub, from this machine now.
 
-    ``HF_HUB_OFFLINE=1`` counts as unreachable without trying; otherwise one TCP connection to
-    the hub's host (``HF_ENDPOINT`` or huggingface.co), ``timeout`` seconds at most.
+    ``HF_HUB_OFFLINE=1`` counts as unreachable without trying; otherwise the probe that
+    ``tlw.create_model`` runs before a download (``tlwidgets._hub_probe.no_answer``: one HTTP
+    ``HEAD /`` to ``HF_ENDPOINT`` or huggingface.co, answered within ``timeout`` seconds in all).
 
     >>> hub_status()                                           # doctest: +SKIP
-    ('unreachable', 'huggingface.co could not be reached: no answer')
+    ('unreachable', 'huggingface.co could not be reached ([Errno -3] ...)')
     """
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return "unreachable", "HF_HUB_OFFLINE is set"
-    host = _hub_host()
-    if host is None:
-        return "unreachable", "HF_ENDPOINT is not a URL"
-    try:
-        socket.create_connection(host, timeout=timeout).close()
-    except OSError as err:
-        why = "no answer" if isinstance(err, socket.timeout) else (
-            "name not found" if isinstance(err, socket.gaierror) else type(err).__name__)
-        return "unreachable", f"{host[0]} could not be reached: {why}"
-    return "reachable", f"{host[0]} answers"
+    url = _hub_endpoint()
+    why = no_answer(url, timeout)
+    if why is not None:
+        return "unreachable", why
+    return "reachable", f"{url} answers"
 
 
 def _check_catalog(frame: Any) -> pd.DataFrame:
@@ -278,14 +150,24 @@ class ModelBrowser(anywidget.AnyWidget):
     (:data:`ORDER_NOTE`, :func:`recommended_rank`): offline weights first, then models light
     enough for a CPU by top-1. Where the hub cannot be reached (checked in the background,
     ``check_hub=False`` to skip), rows whose weights are not on this machine say so, and the
-    details pane gives the ways out, before ``create_model`` would fail. Click a row or a dot, or use the arrow keys and Enter, to set
-    :attr:`selected`; setting it from Python selects and scrolls to that row.
+    details pane gives the ways out, before ``create_model`` would fail. Click a row or a dot,
+    or use the arrow keys and Enter, to set :attr:`selected`; setting it from Python selects and
+    scrolls to that row.
+
+    Given your images (``data=``, or ``browser.data = data`` later), "Rank on my data" scores
+    the candidates (``candidates=``; default: the rows whose weights are on this machine) with
+    :func:`tlwidgets.rank_models` in a background thread, with progress and Cancel in the page,
+    then adds the scores (rank, LogME, k-NN accuracy; feature size, seconds and why a
+    candidate failed in the details) to the table, sorts by rank, and shows each ranked
+    model's ImageNet-similarity card in the details pane. :meth:`rank` does the same from code.
 
     >>> import tlwidgets as tlw
     >>> browser = tlw.ModelBrowser(selected="resnet18.a1_in1k")  # doctest: +SKIP
     >>> browser                                                   # doctest: +SKIP
     >>> browser.observe(lambda change: print(change["new"]), "selected")  # doctest: +SKIP
     >>> model = browser.create_model(num_classes=5)              # doctest: +SKIP
+    >>> browser.data = tlw.sample_data(img_size=128)              # doctest: +SKIP
+    >>> browser.rank(wait=True)[["rank", "model", "logme", "knn_accuracy"]]  # doctest: +SKIP
     """
 
     _esm = static_file("model_browser.js")
@@ -312,11 +194,26 @@ class ModelBrowser(anywidget.AnyWidget):
         "", help="Why the hub is unreachable (say, 'HF_HUB_OFFLINE is set')."
     ).tag(sync=True)
 
+    ranking = traitlets.Dict(
+        help="'Rank on my data': state ('unavailable' without data, 'ready', 'running', "
+        "'done', 'cancelled', 'failed'), done and total (images scored over all candidates), "
+        "message (the candidate being scored) and text (the line the page shows)."
+    ).tag(sync=True)
+    _scores = traitlets.Dict(
+        help="The last ranking's scores for the page (encode_scores() in _browser_scores.py): "
+        "index (table row of each ranked candidate), extra (rows for candidates not in the "
+        "catalog), columns (score_rank, score_order, logme, knn_pct, feature_dim, n_images, "
+        "rank_seconds, rank_error, looks_like, imagenet_*), similarity cards, explain."
+    ).tag(sync=True)
+
     def __init__(
         self,
         catalog: pd.DataFrame | None = None,
         selected: str | None = None,
         check_hub: bool = True,
+        data: Any = None,
+        candidates: Any = None,
+        per_class: int | None = 50,
         **kwargs: Any,
     ) -> None:
         if catalog is None:
@@ -331,8 +228,22 @@ class ModelBrowser(anywidget.AnyWidget):
         payload["columns"]["rank"] = {"kind": "num", "dtype": "float32", "data": rank.tobytes()}
         payload["order_note"] = ORDER_NOTE
         # only rows without offline weights need the hub: no probe when every row is cached
-        probe = bool(check_hub) and not all(_flag(v) for v in frame.get("cached", [0]))
-        super().__init__(_catalog=payload, hub="checking" if probe else "unknown", **kwargs)
+        probe = bool(check_hub) and not all(flag(v) for v in frame.get("cached", [0]))
+        self._data: Any = None
+        self._candidates = candidates
+        self._per_class = per_class
+        self._job: RankJob | None = None
+        self._result: pd.DataFrame | None = None
+        self._extra: pd.DataFrame | None = None
+        if data is not None:  # checked here, so bad data fails at the call
+            from ..ranking.features import check_data
+
+            check_data(data, "train")
+        self._data = data
+        super().__init__(_catalog=payload, hub="checking" if probe else "unknown",
+                         ranking=self._ranking_state("ready" if data is not None
+                                                     else "unavailable"), **kwargs)
+        self.on_msg(self._handle_message)
         if selected:
             self.selected = selected
         if probe:
@@ -359,6 +270,163 @@ class ModelBrowser(anywidget.AnyWidget):
         else:
             threading.Thread(target=probe, name="tlw-hub-probe", daemon=True).start()
         return self.hub
+
+    # ---- ranking on the user's data ----------------------------------------------------------
+    @property
+    def data(self) -> Any:
+        """The images "Rank on my data" scores the models on (a ``tlw.ImageData``), or None.
+
+        Setting it enables the button; bad data is refused here (``ConfigError``/``DataError``).
+
+        >>> browser.data = tlw.sample_data(img_size=128)   # doctest: +SKIP
+        """
+        return self._data
+
+    @data.setter
+    def data(self, data: Any) -> None:
+        if data is not None:
+            from ..ranking.features import check_data
+
+            check_data(data, "train")
+        self._data = data
+        if self._job is None or not self._job.running:
+            self.ranking = self._ranking_state("ready" if data is not None else "unavailable")
+
+    @property
+    def scores(self) -> pd.DataFrame | None:
+        """The last ranking (``tlw.rank_models``' frame, a copy), or None before any.
+
+        >>> browser.scores[["rank", "model", "logme", "knn_accuracy"]]   # doctest: +SKIP
+        """
+        return None if self._result is None else self._result.copy()
+
+    def _what(self, candidates: Any) -> str:
+        if candidates is None:
+            n = len(self._default_candidates() or [])
+            return (f"the {n} model{'s' if n != 1 else ''} with weights on this machine" if n
+                    else "the models with weights on this machine")
+        count = len(candidates) if isinstance(candidates, (list, tuple, dict)) else 1
+        return f"{count} candidate{'s' if count != 1 else ''}"
+
+    def _data_text(self) -> str:
+        data = self._data
+        if data is None:
+            return ""
+        per = f"up to {self._per_class} per class" if self._per_class else "all of them"
+        return (f"{len(data.classes)} classes, {len(data.train_items):,} training images; "
+                f"{per}")
+
+    def _ranking_state(self, state: str, update: dict[str, Any] | None = None) -> dict[str, Any]:
+        update = update or {}
+        return {
+            "state": state,
+            "done": int(update.get("done", 0)),
+            "total": int(update.get("total", 0)),
+            "message": str(update.get("message", "")),
+            "text": ranking_text(state, update, self._data_text(), self._what(self._candidates)),
+        }
+
+    def _default_candidates(self) -> list[str] | None:
+        frame = self._frame
+        if "cached" not in frame:
+            return None
+        names = frame.loc[[bool(flag(v)) for v in frame["cached"]], "name"].astype(str).tolist()
+        return names or None
+
+    def rank(self, candidates: Any = None, per_class: int | None = None, wait: bool = False,
+             timeout: float | None = None, **kwargs: Any) -> pd.DataFrame | None:
+        """Rank ``candidates`` on :attr:`data` with :func:`tlwidgets.rank_models` in a
+        background thread, as "Rank on my data" does; the page shows the progress and then the
+        scores. Returns at once (None), or with ``wait`` the ranking's DataFrame.
+
+        ``candidates`` and ``per_class`` default to the browser's own (``ModelBrowser(
+        candidates=..., per_class=...)``; candidates default to the rows whose weights are on
+        this machine). Other keyword arguments go to ``rank_models`` (``k``, ``by``, ``seed``,
+        ``batch_size``, ``device``). A second call while one runs is a ``ConfigError``.
+
+        >>> browser.rank(["tf_efficientnet_lite0",
+        ...               tlw.create_model("tf_efficientnet_lite0", 4, weights="none")],
+        ...              per_class=20, wait=True)                          # doctest: +SKIP
+        """
+        from ..ranking import rank_models
+
+        if self._data is None:
+            raise ConfigError(
+                "The browser has no data to rank the models on: pass your images first, "
+                "tlw.ModelBrowser(data=data) or browser.data = data (a tlw.ImageData)."
+            )
+        if self._job is not None and self._job.running:
+            raise ConfigError(
+                "A ranking is already running in this browser: wait for it "
+                "(browser.wait_ranking()) or cancel it (browser.cancel_ranking()) first."
+            )
+        if candidates is not None:
+            self._candidates = candidates
+        if per_class is not None:
+            self._per_class = per_class
+        data, chosen, per = self._data, self._candidates, self._per_class
+        names = chosen if chosen is not None else self._default_candidates()
+
+        def work(progress: Any, cancel: threading.Event) -> pd.DataFrame:
+            return rank_models(data, names, per_class=per, progress=progress, cancel=cancel,
+                               **kwargs)
+
+        self._job = RankJob(work, self._publish_ranking, name="tlw-rank-models")
+        self.ranking = self._ranking_state("running", {"message": "loading"})
+        self._job.start()
+        return self.wait_ranking(timeout) if wait else None
+
+    def cancel_ranking(self) -> None:
+        """Stop a running ranking after its current batch (what Cancel in the page does); the
+        models scored so far are kept, the rest say "cancelled"."""
+        job = getattr(self, "_job", None)  # None too when __init__ failed before setting it
+        if job is not None:
+            job.cancel()
+
+    def wait_ranking(self, timeout: float | None = None) -> pd.DataFrame | None:
+        """Wait for the running ranking to end and be shown; its DataFrame (None if it failed).
+
+        >>> browser.rank(); browser.wait_ranking(120)        # doctest: +SKIP
+        """
+        job = self._job
+        if job is not None and not job.wait(timeout):
+            raise TLWidgetsError(
+                f"The ranking did not finish within {timeout} s; it goes on in the background "
+                "(browser.cancel_ranking() stops it)."
+            )
+        return self.scores
+
+    def _publish_ranking(self, update: dict[str, Any]) -> None:
+        # The job's publisher thread: the only place ranking state reaches the widget.
+        state = update["state"]
+        if state == "running":
+            self.ranking = self._ranking_state(state, update)
+            return
+        result = update.get("result")
+        with self.hold_sync():
+            if result is not None:
+                payload, extra = encode_scores(result, self._frame)
+                self._result, self._extra = result, extra
+                self._names = frozenset(self._frame["name"].astype(str)) | frozenset(
+                    extra["name"].astype(str) if len(extra) else ())
+                self._scores = payload
+            self.ranking = self._ranking_state(state, update)
+
+    def _handle_message(self, _widget: Any, content: Any, _buffers: Any = None) -> None:
+        if not isinstance(content, dict):
+            return
+        if content.get("cmd") == "rank":
+            try:
+                self.rank()
+            except TLWidgetsError as err:
+                self.ranking = {**self._ranking_state("failed", {"error": str(err)})}
+        elif content.get("cmd") == "cancel":
+            self.cancel_ranking()
+
+    def close(self) -> None:
+        """Cancel a running ranking and close the widget."""
+        self.cancel_ranking()
+        super().close()
 
     @traitlets.validate("selected")
     def _validate_selected(self, proposal: dict[str, Any]) -> str:
@@ -392,7 +460,20 @@ class ModelBrowser(anywidget.AnyWidget):
         if not self.selected:
             return None
         frame = self._frame
-        return frame.loc[frame["name"] == self.selected].iloc[0].copy()
+        hit = frame.loc[frame["name"] == self.selected]
+        if hit.empty and self._extra is not None and len(self._extra):
+            hit = self._extra.loc[self._extra["name"] == self.selected]
+        row = hit.iloc[0].copy()
+        result = self._result
+        if result is not None:  # a ranked model's row carries its scores too
+            ranked = result[(result["name"] == self.selected) | (result["model"] == self.selected)]
+            if len(ranked):
+                for key in ("rank", "logme", "knn_accuracy", "feature_dim", "n_images",
+                            "seconds", "imagenet_max_prob", "imagenet_entropy", "looks_like",
+                            "error"):
+                    row[f"score_{key}" if key in ("rank", "seconds", "error") else key] = (
+                        ranked.iloc[0][key])
+        return row
 
     def create_model(
         self, num_classes: int, weights: str | os.PathLike[str] = "auto", **timm_kwargs: Any
@@ -413,4 +494,12 @@ class ModelBrowser(anywidget.AnyWidget):
             )
         from ..weights import create_model
 
-        return create_model(self.selected, num_classes, weights=weights, **timm_kwargs)
+        name = self.selected
+        if name not in set(self._frame["name"].astype(str)):  # a ranked model, not a catalog row
+            if not name.endswith(RANDOM_INIT):
+                raise ConfigError(
+                    f"{name!r} is a model you passed to the ranking, not a catalog row: use "
+                    "that model object itself, or select a catalog row to create a new one."
+                )
+            name, weights = name.removesuffix(RANDOM_INIT), "none"
+        return create_model(name, num_classes, weights=weights, **timm_kwargs)
