@@ -146,7 +146,8 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, data, load_s = load(args)
-    print(f"{MINILM} (layers={args.layers}) from its wheel; Rotten Tomatoes {len(data.train_items)} train / "
+    print(f"{MINILM} (layers={args.layers}) from its wheel; Rotten Tomatoes "
+          f"{len(data.train_items)} train / "
           f"{len(data.valid_items)} valid sentences (seed 0); batch {args.batch_size}; torch "
           f"threads {torch.get_num_threads()}; model + data {load_s:.1f} s; load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)

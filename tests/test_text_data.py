@@ -33,7 +33,7 @@ def test_from_dataframe_splits_by_class_and_keeps_texts_and_sources():
     assert list(summary.columns) == ["train", "valid", "total", "truncated", "median_tokens"]
     texts = {t for t, _ in data.train_items + data.valid_items}
     assert texts == set(POSITIVE + NEGATIVE)
-    for (text, y), src in zip(data.valid_items, data.valid_sources):
+    for (text, y), src in zip(data.valid_items, data.valid_sources, strict=False):
         row = int(src.split()[-1])
         assert reviews_frame().loc[row, "text"] == text
         assert data.classes[y] == reviews_frame().loc[row, "label"]
@@ -49,7 +49,7 @@ def test_batches_are_dicts_padded_to_their_own_longest_text():
     assert y.dtype == torch.long and y.tolist() == [lab for _, lab in data.valid_items[:5]]
     expected = [tok(t)["input_ids"] for t, _ in data.valid_items[:5]]
     assert x["input_ids"].shape == (5, max(map(len, expected)))
-    for row, mask, ids in zip(x["input_ids"], x["attention_mask"], expected):
+    for row, mask, ids in zip(x["input_ids"], x["attention_mask"], expected, strict=False):
         assert row[mask.bool()].tolist() == ids
         assert (row[~mask.bool()] == tok.pad_token_id).all()
 
@@ -61,7 +61,7 @@ def test_a_plain_dataloader_with_the_default_collate_pads_the_same_batches():
     ours = list(data.train_loader(shuffle=False))
     plain = list(DataLoader(data.train_ds, batch_size=5))
     assert len(ours) == len(plain)
-    for (xa, ya), (xb, yb) in zip(ours, plain):
+    for (xa, ya), (xb, yb) in zip(ours, plain, strict=False):
         assert sorted(xa) == sorted(xb) and torch.equal(ya, yb)
         for key in xa:
             assert torch.equal(xa[key], xb[key]), key
@@ -72,7 +72,7 @@ def test_a_plain_dataloader_with_the_default_collate_pads_the_same_batches():
 def test_unshuffled_train_loader_follows_train_items():
     data = make(batch_size=4)
     seen = []
-    for x, y in data.train_loader(shuffle=False):
+    for _x, y in data.train_loader(shuffle=False):
         seen.extend(y.tolist())
     assert seen == [lab for _, lab in data.train_items]
     # items are in order of token length, so in-order batches hold texts of similar length
@@ -228,7 +228,8 @@ def write_folder(root, per_class):
 
 
 def test_from_folder_skips_and_lists_non_utf8_and_empty_files(tmp_path):
-    write_folder(tmp_path, {"pos": [*POSITIVE[:6], b"caf\xe9 cr\xe8me"], "neg": [*NEGATIVE[:6], ""]})
+    write_folder(tmp_path, {"pos": [*POSITIVE[:6], b"caf\xe9 cr\xe8me"],
+                            "neg": [*NEGATIVE[:6], ""]})
     (tmp_path / "pos" / ".hidden.txt").write_text("ignored")
     (tmp_path / "neg" / "notes.md").write_text("ignored")
     data = tlw.TextData.from_folder(tmp_path, tokenizer=minilm_tokenizer(), valid_pct=0.34)
@@ -237,7 +238,7 @@ def test_from_folder_skips_and_lists_non_utf8_and_empty_files(tmp_path):
     assert reasons[str(tmp_path / "pos" / "06.txt")].startswith("not UTF-8 (byte 0xe9")
     assert reasons[str(tmp_path / "neg" / "06.txt")] == "empty file"
     assert data.summary()["total"].tolist() == [6, 6]
-    for (text, _), src in zip(data.valid_items, data.valid_sources):
+    for (text, _), src in zip(data.valid_items, data.valid_sources, strict=False):
         assert open(src, encoding="utf-8").read() == text
 
 

@@ -160,7 +160,8 @@ def test_pooling_modes_and_inputs():
     with pytest.raises(tlw.ConfigError, match="needs a model with a pooler"):
         TextClassifier.from_config(tiny_config("distilbert"), 2, pooling="pooler")
     distil = TextClassifier.from_config(tiny_config("distilbert"), 2)
-    out = distil({"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)})
+    types = torch.zeros_like(ids)
+    out = distil({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
     assert out.shape == (2, 2)  # DistilBERT takes no token_type_ids: dropped, not an error
 
 

@@ -59,7 +59,7 @@ def test_head_only_trains_on_cached_pooled_features_and_matches_the_uncached_run
     plain.fit()
     assert plain.feature_cache is None
     assert len(cached.history) == len(plain.history) == 2
-    for a, b in zip(model_a.classifier.parameters(), model_b.classifier.parameters()):
+    for a, b in zip(model_a.classifier.parameters(), model_b.classifier.parameters(), strict=False):
         assert torch.allclose(a, b, atol=1e-5)
     assert cached.history["valid_loss"].tolist() == pytest.approx(
         plain.history["valid_loss"].tolist(), abs=1e-5)
@@ -134,7 +134,7 @@ def test_a_text_run_resumes_from_its_folder_into_a_new_model(tmp_path):
     assert len(first.history) == 1
     fresh, _ = setup(seed=1)
     resumed = tlw.Trainer.resume(tmp_path / "run", model=fresh, data=data)
-    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), fresh.state_dict().values(), strict=False):
         assert torch.equal(a, b), name
     assert [g.state for g in tlw.layer_groups(fresh)] == [g.state for g in tlw.layer_groups(model)]
     resumed.fit()

@@ -12,9 +12,9 @@ Layer groups (embeddings, each encoder layer, pooler, head) come through the tim
 LR multipliers, ``trainable_summary`` and the FreezePanel work on these models unchanged.
 
 >>> import tlwidgets as tlw
->>> model = tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", num_classes=2)  # doctest: +SKIP
->>> data = tlw.sample_text_data(model=model)                                           # doctest: +SKIP
->>> tlw.freeze_to(model, -1)                                                           # doctest: +SKIP
+>>> model = tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", 2)  # doctest: +SKIP
+>>> data = tlw.sample_text_data(model=model)                                # doctest: +SKIP
+>>> tlw.freeze_to(model, -1)                                                # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ ids per text, dynamic padding, the length-grouped batch sampler, the split, read
 
 >>> from tlwidgets.text.batching import Collate
 >>> import numpy as np
->>> batch = Collate(pad_id=0, token_types=False).pad([np.array([101, 7, 102]), np.array([101, 102])])
+>>> collate = Collate(pad_id=0, token_types=False)
+>>> batch = collate.pad([np.array([101, 7, 102]), np.array([101, 102])])
 >>> batch["input_ids"].tolist(), batch["attention_mask"].tolist()
 ([[101, 7, 102], [101, 102, 0]], [[1, 1, 1], [1, 1, 0]])
 """
@@ -111,7 +112,7 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> tuple[list[
     mapping = enc["overflow_to_sample_mapping"]
     ids: list[np.ndarray | None] = [None] * len(texts)
     chunks = np.zeros(len(texts), dtype=np.int64)
-    for chunk, sample in zip(enc["input_ids"], mapping):
+    for chunk, sample in zip(enc["input_ids"], mapping, strict=False):
         if ids[sample] is None:
             ids[sample] = np.asarray(chunk, dtype=np.int64)
         chunks[sample] += 1
@@ -358,7 +359,7 @@ def numeric_labels(df: pd.DataFrame, label: str) -> pd.DataFrame:
         if present.any() and as_num[present].notna().all() and \
                 (as_num[present] == as_num[present].round()).all():
             df = df.copy()
-            df[label] = [int(v) if p else None for v, p in zip(as_num, present)]
+            df[label] = [int(v) if p else None for v, p in zip(as_num, present, strict=False)]
     return df
 
 

@@ -97,7 +97,7 @@ def _size(config: Any) -> dict[str, Any]:
     }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _curated_size(name: str) -> tuple[tuple[str, Any], ...]:
     return tuple(_size(_config_from_fields(CURATED_TEXT_MODELS[name][2])).items())
 

@@ -364,7 +364,7 @@ class TextData:
         tok = resolve_tokenizer(model, tokenizer)
         skipped: list[tuple[str, str]] = []
         keep_text, keep_label, keep_src = [], [], []
-        for pos, (idx, t, y) in enumerate(zip(df.index, df[text], df[label])):
+        for pos, (idx, t, y) in enumerate(zip(df.index, df[text], df[label], strict=False)):
             src = _row_name(_source, idx, pos)
             if not isinstance(t, str) or not t.strip():
                 reason = "empty text" if isinstance(t, str) else \

@@ -86,8 +86,9 @@ def add_lora(
     model (the same object) for chaining.
 
     >>> import tlwidgets as tlw
-    >>> model = tlw.add_lora(tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", 2))  # doctest: +SKIP
-    >>> [g.state for g in tlw.layer_groups(model)][:3]                                         # doctest: +SKIP
+    >>> model = tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", 2)  # doctest: +SKIP
+    >>> model = tlw.add_lora(model)                                            # doctest: +SKIP
+    >>> [g.state for g in tlw.layer_groups(model)][:3]                         # doctest: +SKIP
     ['frozen', 'partial', 'partial']
     """
     if not isinstance(model, nn.Module):

@@ -26,8 +26,8 @@ Rotten Tomatoes, 3,000 training sentences, logistic head, 0.730 from the last la
 layer 5, 0.769 averaged over layers 1-6 (measured here, 2026-12-01).
 
 >>> import tlwidgets as tlw
->>> model = tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", num_classes=2)  # doctest: +SKIP
->>> model(model.tokenizer(["a fine film"], return_tensors="pt")).shape                 # doctest: +SKIP
+>>> model = tlw.create_model("sentence-transformers/all-MiniLM-L6-v2", 2)  # doctest: +SKIP
+>>> model(model.tokenizer(["a fine film"], return_tensors="pt")).shape      # doctest: +SKIP
 torch.Size([1, 2])
 """
 
@@ -46,10 +46,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._hf_groups import EncoderLayout, encoder_group_matcher, encoder_layout, frozen_units
 from ..errors import (
     ConfigError,
 )
-from .._hf_groups import EncoderLayout, encoder_group_matcher, encoder_layout, frozen_units
 
 __all__ = ["HEAD_FILE", "POOLINGS", "TEXT_CONFIG_FILE", "TextClassifier"]
 
@@ -382,7 +382,8 @@ def check_num_classes(num_classes: Any) -> int:
 
 def _forward_arguments(encoder: nn.Module) -> frozenset[str]:
     params = inspect.signature(encoder.forward).parameters
-    return frozenset(n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+    varargs = (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    return frozenset(n for n, p in params.items() if p.kind not in varargs)
 
 
 def _model_max_length(config: Any, tokenizer: Any) -> int | None:
