@@ -21,7 +21,6 @@ behaviour around the loop is a new hook here (see docs/ARCHITECTURE.md), never a
 from __future__ import annotations
 
 import csv
-import json
 import math
 import threading
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from typing import Any
 
 import torch
 
-from .._runtime import atomic_write, preserved
+from .._runtime import preserved
 from ..errors import TrainingError
 from .checkpoints import (
     clean_folder,
@@ -205,15 +204,14 @@ def _append_csv(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> N
 
 
 class RunFiles(Hook):
-    """``history.csv`` (a row per epoch), ``steps.csv`` (every 50 steps and at epoch end) and
-    ``run.json`` in the run folder; appended and closed at once, so a dead kernel loses at most
-    the steps since the last flush."""
+    """``history.csv`` (a row per epoch) and ``steps.csv`` (every 50 steps and at epoch end) in
+    the run folder, appended and closed at once, so a dead kernel loses at most the steps since
+    the last flush. (``run.json`` and the JSON-lines files are the ``RunFolder`` hook's.)"""
 
     name, order = "run_files", 30
     flush_every = 50
 
-    def __init__(self, info: Callable[[], dict[str, Any]]) -> None:
-        self.info = info
+    def __init__(self) -> None:
         self.steps_written = 0
 
     def flush_steps(self, run: RunState) -> None:
@@ -227,9 +225,6 @@ class RunFiles(Hook):
         if len(run.steps) - self.steps_written >= self.flush_every:
             self._guard(run, lambda: self.flush_steps(run))
 
-    def on_run_start(self, run: RunState) -> None:
-        self._guard(run, lambda: self.write_info(run))
-
     def on_epoch_end(self, run: RunState, row: dict[str, Any]) -> None:
         def write() -> None:
             self.flush_steps(run)
@@ -238,14 +233,7 @@ class RunFiles(Hook):
         self._guard(run, write)
 
     def on_run_end(self, run: RunState, final: str) -> None:
-        self._guard(run, lambda: (self.flush_steps(run), self.write_info(run)))
-
-    def write_info(self, run: RunState) -> None:
-        """``run.json`` (atomic: a file system's rename costs milliseconds, so it is written when
-        a run starts and ends, not every epoch; history.csv says how far a run got)."""
-        info = self.info()
-        atomic_write(run.run_dir() / "run.json",
-                     lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2, default=str)))
+        self._guard(run, lambda: self.flush_steps(run))
 
     @staticmethod
     def _guard(run: RunState, write: Callable[[], None]) -> None:

@@ -54,6 +54,7 @@ class RunFolder(Hook):
         self._early: list[TrainerEvent] = []
         self._beating: threading.Event | None = None
         self._warned: set[str] = set()
+        self._pending: dict[str, Any] | None = None
         if dist is not None:
             dist.command_source = self.read_control
 
@@ -83,8 +84,9 @@ class RunFolder(Hook):
         self.poll()
 
     def on_epoch_end(self, run: RunState, row: dict[str, Any]) -> None:
-        self._guard(lambda w: w.update(epochs_done=run.epochs_done,
-                                       global_step=run.global_step))
+        # run.json's counters are written by the heartbeat thread (an atomic replace costs
+        # milliseconds; a cached head-only epoch is a few milliseconds) and on close
+        self._pending = {"epochs_done": run.epochs_done, "global_step": run.global_step}
 
     def on_run_end(self, run: RunState, final: str) -> None:
         self._guard(lambda w: w.flush())
@@ -124,6 +126,9 @@ class RunFolder(Hook):
         w, self.writer = self.writer, None
         if w is not None:
             try:
+                pending, self._pending = self._pending, None
+                if pending:
+                    w.info.update(pending)  # close() writes run.json last
                 w.close()
             except RunFolderError as exc:
                 self._warn(str(exc))
@@ -151,6 +156,9 @@ class RunFolder(Hook):
         def beat() -> None:
             while not stop.wait(self.heartbeat_interval):
                 try:
+                    pending, self._pending = self._pending, None
+                    if pending:
+                        writer.update(**pending)
                     writer.heartbeat(force=True)
                 except RunFolderError:
                     pass  # the loop's own writes report a failing disk

@@ -168,7 +168,7 @@ class Trainer(RunMachine):
                                    self._hook, store=FeatureStore(),
                                    progress=self._console_wanted)
         self.checkpoints = Checkpoints(self.config.metric, self._payload, self._cycles.freeze_version)
-        self._run_files = RunFiles(self._run_info)
+        self._run_files = RunFiles()
         self._run_folder = RunFolder(self._run_info, progress=self.progress, command=self._command,
                                      dist=dist)
         hooks: list[Any] = [OptimizerRebuild(self._cycles.rebuild_optimizer, self._cycles.freeze_version),
