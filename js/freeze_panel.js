@@ -6,7 +6,9 @@
 // `warnings`/`error`/`ack` whenever the freeze state changes, in one update message.
 // Page -> kernel: commands as custom messages {cmd, req, ...}; the kernel answers each by
 // setting `ack` to its `req` together with the new state, so the page can time a round trip.
-// `bn` and `lr_multipliers` are plain synced traits.
+// `bn` and `lr_multipliers` are plain synced traits. "Score layers" (js/freeze_panel/scores.js)
+// shows `scoring`/`layer_scores`: a Score column per group and the suggested freeze point,
+// applied by the command {cmd: "apply_suggested"} (tlw.freeze_to in the kernel).
 // Every model-supplied string goes through textContent: names are data, never markup.
 import {
   carryExpanded,
@@ -28,6 +30,7 @@ import {
   visibleRows,
   windowRange,
 } from "./lib/tree.js";
+import { createScoreBar } from "./freeze_panel/scores.js";
 
 const ROW_HEIGHT = 26;
 const MAX_VISIBLE_ROWS = 15;
@@ -113,6 +116,8 @@ function render({ model, el }) {
   bnSelect.title = "What happens to BatchNorm layers in frozen parts";
   bnBox.append(bnSelect);
   controls.append(sliderBox, presetBox, bnBox);
+  // the bar needs `send` and the tree's state, defined below: it is made once they exist
+  let scoreBar = null;
 
   const messages = h("div", "tlw-fp-messages");
   messages.setAttribute("aria-live", "polite");
@@ -127,6 +132,7 @@ function render({ model, el }) {
     ["tlw-fp-type", "Type"],
     ["tlw-fp-num", "Params"],
     ["tlw-fp-num", "Trainable"],
+    ["tlw-fp-score", "Score"],
     ["tlw-fp-lr", "LR ×"],
   ]) header.append(h("div", cls, text));
   const spacer = h("div", "tlw-fp-spacer");
@@ -165,15 +171,16 @@ function render({ model, el }) {
     const type = h("div", "tlw-fp-type");
     const params = h("div", "tlw-fp-num");
     const train = h("div", "tlw-fp-num");
+    const score = h("div", "tlw-fp-score");
     const lrCell = h("div", "tlw-fp-lr");
     const lr = /** @type {HTMLInputElement} */ (h("input", "tlw-fp-lr-input"));
     lr.type = "number";
     lr.min = "0";
     lr.step = "0.1";
     lrCell.append(lr);
-    el.append(nameCell, type, params, train, lrCell);
+    el.append(nameCell, type, params, train, score, lrCell);
     spacer.append(el);
-    const row = { el, indent, toggle, box, name, type, params, trainable: train, lr, lrCell };
+    const row = { el, indent, toggle, box, name, type, params, trainable: train, score, lr, lrCell };
     pool.push(row);
     return row;
   }
@@ -187,6 +194,9 @@ function render({ model, el }) {
     const showLr = model.get("show_lr");
     root.classList.toggle("tlw-fp-show-lr", !!showLr);
     const lrs = model.get("lr_multipliers") || {};
+    const scores = model.get("layer_scores") || {};
+    const scoreOf = new Map((scores.rows || []).map((r) => [r.name, r]));
+    root.classList.toggle("tlw-fp-show-score", scoreOf.size > 0);
     const pending_nodes = new Set([...pending.values()].map((p) => p.node));
     spacer.style.height = `${rows.length * ROW_HEIGHT}px`;
     const bodyHeight = viewportRowsHeight();
@@ -238,6 +248,12 @@ function render({ model, el }) {
       row.params.title = formatExact(tree.params[i]);
       row.trainable.textContent = formatCount(trainable[i]);
       row.trainable.title = formatExact(trainable[i]);
+      const sc = isGroup ? scoreOf.get(tree.names[i]) : undefined;
+      row.el.classList.toggle("tlw-fp-suggested", !!(sc && sc.suggested));
+      row.score.textContent = sc && sc.logme !== null ? `${sc.suggested ? "★ " : ""}${sc.logme.toFixed(3)}` : "";
+      row.score.title = sc
+        ? `LogME ${sc.logme === null ? "n/a" : sc.logme.toFixed(4)} · k-NN ${sc.knn_pct === null ? "n/a" : `${sc.knn_pct.toFixed(1)} %`} · ${sc.feature_dim} features${sc.suggested ? " · the suggested freeze point" : ""}`
+        : "";
       if (isGroup && showLr) {
         row.lr.hidden = false;
         const name = tree.names[i];
@@ -283,6 +299,7 @@ function render({ model, el }) {
       messages.append(e);
     }
     bnSelect.value = model.get("bn");
+    if (scoreBar) scoreBar.draw();
   }
 
   function drawSliderText(n, exact) {
@@ -317,6 +334,10 @@ function render({ model, el }) {
     model.send({ cmd, req, ...extra });
     if (node >= 0) drawRows();
   }
+
+  scoreBar = createScoreBar(model, (cmd) => send(cmd, {}), () => freezePoint(tree, trainable));
+  controls.append(scoreBar.button);
+  root.insertBefore(scoreBar.el, messages);
 
   function toggleNode(i) {
     const want = toggleTarget(triState(tree.params[i], trainable[i]));
@@ -471,7 +492,8 @@ function render({ model, el }) {
     drawAll();
   }
 
-  const stateKeys = ["trainable", "warnings", "error", "ack", "version", "bn", "lr_multipliers", "show_lr"];
+  const stateKeys = ["trainable", "warnings", "error", "ack", "version", "bn", "lr_multipliers", "show_lr",
+    "layer_scores", "scoring"];
   for (const key of stateKeys) model.on(`change:${key}`, onState);
   model.on("change:tree", onTree);
   model.on("change:presets", drawPresets);

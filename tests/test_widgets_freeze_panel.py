@@ -395,3 +395,75 @@ def test_the_panels_bn_policy_is_used_and_reapplied_to_what_is_frozen(panels):
     model.train()
     assert model[1].training is False  # held in eval mode by the "eval" policy
     assert panel.totals == {"total": total, "trainable": total - 16}
+
+
+# ---- "Score layers" ---------------------------------------------------------------------------
+
+
+def bright_channel_data(per_class: int = 8, size: int = 32):
+    """Three classes told apart by their brightest channel."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), per_class)
+    images = rng.random((len(labels), size, size, 3), dtype=np.float32) * 0.3
+    for c in range(3):
+        images[labels == c, :, :, c] += 0.6
+    return tlw.ImageData.from_arrays(images, labels, classes=["r", "g", "b"], valid_pct=0.25,
+                                     img_size=size, batch_size=8)
+
+
+def test_score_layers_waits_for_data_and_refuses_what_is_not_data(panels):
+    panel = panels(timm.create_model("resnet18", pretrained=False, num_classes=3))
+    assert panel.scoring["state"] == "unavailable" and panel.layer_scores == {}
+    assert "panel.data = data" in panel.scoring["text"]
+    with pytest.raises(tlw.ConfigError, match="no data to score"):
+        panel.score_layers()
+    with pytest.raises(tlw.ConfigError, match="score the layers first"):
+        panel.apply_suggested()
+    with pytest.raises(tlw.ConfigError, match="tlw.ImageData"):
+        panel.data = "photos/"
+    with pytest.raises(tlw.ConfigError, match="tlw.ImageData"):
+        FreezePanel(panel.model, data=42)
+    panel.data = bright_channel_data()
+    assert panel.scoring["state"] == "ready"
+
+
+def test_score_layers_from_the_page_then_apply_the_suggestion_in_one_click(panels):
+    import threading
+
+    model = timm.create_model("resnet18", pretrained=False, num_classes=3)
+    panel = panels(model, data=bright_channel_data())
+    senders: list[str] = []
+    send = panel.comm.send
+
+    def recording_send(*args, **kwargs):
+        senders.append(threading.current_thread().name)
+        return send(*args, **kwargs)
+
+    panel.comm.send = recording_send
+    page_click(panel, {"cmd": "score_layers", "req": "v:1"})
+    assert panel.ack == "v:1" and panel.scoring["state"] == "running"
+    panel._scoring_job.wait(120)
+    assert panel.scoring["state"] == "done"
+    table = panel.layer_score_table
+    assert table["name"].tolist() == panel.groups[:-1]  # every group before the head
+    scores = panel.layer_scores
+    assert [r["name"] for r in scores["rows"]] == table["name"].tolist()
+    np.testing.assert_allclose([r["logme"] for r in scores["rows"]], table["logme"], rtol=1e-9)
+    np.testing.assert_allclose([r["knn_pct"] for r in scores["rows"]],
+                               100 * table["knn_accuracy"], rtol=1e-9)
+    n = int(table.attrs["suggested_freeze_to"])
+    assert scores["suggested_freeze_to"] == n == panel.suggested_freeze_to
+    assert scores["suggested_name"] == table.loc[table["suggested"], "name"].item()
+    assert f"freeze up to {scores['suggested_name']}" in panel.scoring["text"]
+    assert "tlw-rank-layers" not in senders and "tlw-rank-layers-publisher" in senders
+    # scoring left the model as it was: everything trains
+    assert all(p.requires_grad for p in model.parameters())
+    # one click: tlw.freeze_to(model, n), answered with the new state
+    page_click(panel, {"cmd": "apply_suggested", "req": "v:2"})
+    assert panel.ack == "v:2" and panel.error == ""
+    groups = tlw.layer_groups(model)
+    for g in groups:
+        trains = {p.requires_grad for name, p in model.named_parameters() if name in g.param_names}
+        assert trains == ({False} if g.index < n else {True}), g.name
+    assert panel.totals["trainable"] == sum(
+        p.numel() for p in model.parameters() if p.requires_grad)

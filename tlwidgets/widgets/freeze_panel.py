@@ -50,6 +50,7 @@ from ..freeze import param_groups as _core_param_groups
 from ..freeze import parameters_with_owners as _core_named_params
 from ..freeze import set_lr_multipliers as _core_set_lr_multipliers
 from ..errors import ConfigError, FreezeError, NothingTrainableError, TLWidgetsError
+from ._layer_scores import LayerScoring
 from ._static import static_file
 
 __all__ = ["FreezePanel", "PRESET_LABELS"]
@@ -66,7 +67,7 @@ GROUP_TYPE = "layer group"
 PARAM_TYPE = "Parameter"
 
 
-class FreezePanel(anywidget.AnyWidget):
+class FreezePanel(LayerScoring, anywidget.AnyWidget):
     """The layer groups of ``model`` as an expandable tree with trainable/frozen checkboxes.
 
     Each row shows name, type, parameters, trainable parameters and a three-state checkbox
@@ -86,6 +87,11 @@ class FreezePanel(anywidget.AnyWidget):
     >>> panel.lr_multipliers = {**panel.lr_multipliers, "head": 10.0}  # = tlw.set_lr_multipliers  # doctest: +SKIP
     >>> tlw.Trainer(model, data).fit()     # the head trains at 10x the base rate   # doctest: +SKIP
     >>> panel.close()
+
+    With your images (``data=``, ``panel.data = data`` or ``panel.score_layers(data)``),
+    "Score layers" runs :func:`tlwidgets.rank_layers` in the background and adds a Score column
+    (LogME of each group's output) and the suggested freeze point, applied in one click
+    (:meth:`apply_suggested`, i.e. ``tlw.freeze_to(model, n)``).
     """
 
     _esm = static_file("freeze_panel.js")
@@ -123,6 +129,15 @@ class FreezePanel(anywidget.AnyWidget):
     presets = traitlets.List(
         help="The preset buttons: [name, label, tooltip] for tlwidgets.apply_preset."
     ).tag(sync=True)
+    layer_scores = traitlets.Dict(
+        help="The last 'Score layers' (tlw.rank_layers): rows [{group, name, feature_dim, "
+        "logme, knn_pct, freeze_to, suggested}], suggested_freeze_to, suggested_name, "
+        "trains_from, by, n_images, seconds, explain; {} before any."
+    ).tag(sync=True)
+    scoring = traitlets.Dict(
+        help="'Score layers' state: state ('unavailable' without data, 'ready', 'running', "
+        "'done', 'cancelled', 'failed'), done/total images and the line the page shows."
+    ).tag(sync=True)
 
     def __init__(
         self,
@@ -130,6 +145,7 @@ class FreezePanel(anywidget.AnyWidget):
         bn: str = "eval",
         show_lr: bool = True,
         poll_interval: float = 0.5,
+        data: Any = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, nn.Module):
@@ -154,7 +170,14 @@ class FreezePanel(anywidget.AnyWidget):
         self._params = np.zeros(0, dtype=np.float64)
         self._counts = np.zeros(0, dtype=np.float64)
         self._syncing_lr = False
-        super().__init__(bn=bn, show_lr=show_lr, presets=_preset_buttons(), **kwargs)
+        if data is not None:  # bad data fails here, at the call
+            from ..ranking.features import check_data
+
+            check_data(data, "train")
+        self._scoring_data = data
+        super().__init__(bn=bn, show_lr=show_lr, presets=_preset_buttons(),
+                         scoring=self._scoring_state("ready" if data is not None
+                                                     else "unavailable"), **kwargs)
         with self.hold_sync():
             self._encode_tree()
             self._push_state(force=True)
@@ -223,7 +246,8 @@ class FreezePanel(anywidget.AnyWidget):
         return _core_param_groups(self._model, lr, **kwargs)
 
     def close(self) -> None:
-        """Stop following the model and close the widget."""
+        """Stop following the model (and a running "Score layers") and close the widget."""
+        self.cancel_scoring()
         poller = getattr(self, "_poller", None)
         if poller is not None:
             poller.stop()
@@ -448,7 +472,7 @@ class FreezePanel(anywidget.AnyWidget):
             freeze_to(self._model, int(content["n"]), bn=self.bn)
         elif cmd == "preset":
             apply_preset(self._model, str(content["name"]), bn=self.bn)
-        elif cmd != "refresh":
+        elif cmd != "refresh" and not self._scoring_command(cmd):
             raise ConfigError(
                 f"FreezePanel got an unknown command {cmd!r} from the page: reload the page so "
                 "that its view matches this version of tlwidgets."
