@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import time
 
@@ -175,3 +176,30 @@ def test_predict_tab_shows_an_image_bomb_and_an_upload_while_training(studio):
     studio.upload.value = ({"name": "bomb.png", "type": "image/png", "size": len(bomb),
                             "content": memoryview(bomb), "last_modified": _now()},)
     assert "too large to open safely" in studio.predict_box.children[0].value
+
+
+def test_which_model_ranks_the_offline_models_and_selects_the_top_one(studio):
+    from tlwidgets.widgets.model_browser import SCORE_SENTENCES
+
+    page = studio.tabs.children[1]
+    step = page.children[1]
+    text = step.children[0].value
+    assert "Which model?" in text and "tlw.rank_models(data)" in text
+    for sentence in SCORE_SENTENCES.values():
+        assert html.escape(sentence) in text
+    assert studio.rank_models() is None  # no data yet: it says so
+    assert "Load data first" in studio.rank_status.value
+
+    studio.use_data(tlw.sample_data(img_size=32))
+    studio.rank_button.click()
+    assert studio.browser_box.children == (studio.browser,)
+    assert studio.browser.data is studio.data
+    table = studio.browser.wait_ranking(240)
+    deadline = time.monotonic() + 10  # the Studio hears of the end right after the browser
+    while "Ranked on your images" not in studio.rank_status.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    offline = tlw.catalog().query("cached")["name"].tolist()
+    assert sorted(table["name"]) == sorted(offline) and (table["error"] == "").all()
+    assert studio.browser.selected == table["name"].iloc[0]
+    assert studio.selected_model_name() == table["name"].iloc[0]
+    assert f"1. {table['model'].iloc[0]}" in studio.rank_status.value

@@ -205,6 +205,8 @@ class Studio(widgets.VBox):
         )
         self.data_summary.value = summary.to_html(classes="tlw-table", border=0)
         self.data_thumbs.children = self._thumbnails(data)
+        if self.browser is not None:  # "Rank on my data" ranks on the new data
+            self.browser.data = data
         self.trainer = None
         self.dashboard = None
         self.train_box.children = [self.train_hint]
@@ -259,6 +261,7 @@ class Studio(widgets.VBox):
             f"Model: <code>{OFFLINE_ARCH}</code> (pretrained weights ship offline)")
         return widgets.VBox([
             _explain("model", "model = tlw.create_model(name, num_classes=data.num_classes)"),
+            self._which_model_step(),
             widgets.HBox([self.model_choice, self.show_browser],
                          layout=widgets.Layout(align_items="center")),
             widgets.HBox([self.weights_choice, self.create_button],
@@ -266,13 +269,83 @@ class Studio(widgets.VBox):
             self.model_status, self.browser_box,
         ])
 
+    def _which_model_step(self) -> widgets.Widget:
+        """"Which model?": the ModelBrowser's ranking on the loaded data, one sentence a score."""
+        from .model_browser import SCORE_SENTENCES
+
+        self.rank_button = widgets.Button(
+            description="Which model? Rank the offline models on my data", icon="list-ol",
+            tooltip="Score each model whose weights are on this machine on your images, before "
+                    "training any (tlw.rank_models)", layout=widgets.Layout(width="auto"))
+        self.rank_button.on_click(lambda _: self.rank_models())
+        self.rank_status = widgets.HTML("")
+        sentences = "".join(f"<li>{html.escape(text)}</li>" for text in SCORE_SENTENCES.values())
+        return widgets.VBox([
+            widgets.HTML(
+                "<div class='tlw-which-model' style='max-width:900px;line-height:1.4'>"
+                "<b>Which model?</b> "
+                "Pretrained models differ in how well their features fit <i>your</i> images. "
+                "Ranking them takes seconds, training each would take minutes: the ranking "
+                "scores each one's frozen features on a sample of your training images and "
+                "sorts the table below by it."
+                "<ul style='margin:4px 0 4px 18px;padding:0;font-size:var(--jp-ui-font-size0,"
+                f"11px);color:var(--jp-ui-font-color1)'>{sentences}</ul>"
+                "<div style='color:var(--jp-ui-font-color2)'>In code: "
+                "<code>tlw.rank_models(data)</code></div></div>"),
+            widgets.HBox([self.rank_button]), self.rank_status,
+        ], layout=widgets.Layout(margin="0 0 10px 0"))
+
+    def rank_models(self) -> Any:
+        """Rank the offline models on the loaded data in the model browser (the "Which model?"
+        button); when it ends, the top-ranked model is selected for "Create model". Returns
+        the browser, whose ``wait_ranking()`` gives the ranking.
+
+        >>> studio.rank_models().wait_ranking(120)           # doctest: +SKIP
+        """
+        if self.data is None:
+            self.rank_status.value = _error_html(TLWidgetsError(
+                "Load data first (tab 1): the models are ranked on your images."))
+            return None
+        self._open_browser()
+        if self.browser is None:
+            return None
+        try:
+            self.browser.data = self.data
+            self.browser.rank()
+        except TLWidgetsError as err:
+            self.rank_status.value = _error_html(err)
+            return None
+        self.rank_status.value = "<i>Ranking in the background: see the table below.</i>"
+        return self.browser
+
+    def _on_ranking(self, change: dict[str, Any]) -> None:
+        # Called where the browser's ranking state is set (its publisher thread): traits only.
+        state = change["new"].get("state")
+        if state not in ("done", "cancelled") or self.browser is None:
+            return
+        table = self.browser.scores
+        ranked = table[table["error"] == ""] if table is not None else None
+        if ranked is None or ranked.empty:
+            self.rank_status.value = html.escape(change["new"].get("text", ""))
+            return
+        top = ranked.iloc[0]
+        names = set(self.browser.catalog["name"])
+        if top["name"] in names:
+            self.browser.selected = top["name"]
+        order = ", ".join(f"{int(r['rank'])}. {html.escape(str(r['model']))}"
+                          for _, r in ranked.iterrows())
+        self.rank_status.value = (
+            f"Ranked on your images: {order}. The top one is selected; press "
+            "<b>Create model</b>, or pick another row.")
+
     def _open_browser(self) -> None:
         import tlwidgets as tlw
 
         if self.browser is None:
             try:
-                self.browser = tlw.ModelBrowser()
+                self.browser = tlw.ModelBrowser(data=self.data)
                 self.browser.observe(self._on_browser_select, "selected")
+                self.browser.observe(self._on_ranking, "ranking")
             except Exception as err:
                 self.model_status.value = _error_html(err)
                 return
