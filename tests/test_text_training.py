@@ -65,9 +65,6 @@ def test_head_only_trains_on_cached_pooled_features_and_matches_the_uncached_run
         plain.history["valid_loss"].tolist(), abs=1e-5)
 
 
-@pytest.mark.xfail(strict=True, reason="the feature cache's extraction loader draws its base "
-                   "seed from the global RNG after the run is seeded, so the head's dropout masks "
-                   "differ from the uncached run's (training/feature_cache.py; told the lead)")
 def test_cached_and_uncached_heads_match_with_dropout_too():
     model_a, model_b = cached_and_plain(drop_rate=0.1)
     assert torch.allclose(model_a.classifier.weight, model_b.classifier.weight, atol=1e-5)
@@ -141,8 +138,6 @@ def test_a_text_run_resumes_from_its_folder_into_a_new_model(tmp_path):
     assert resumed.history["epoch"].tolist() == [1, 2, 3]
 
 
-@pytest.mark.xfail(strict=True, reason="evaluation.predict stacks tensors; text needs it to batch "
-                   "with data.collate (asked of the lead)")
 def test_predict_takes_strings():
     model, data = setup()
     t = trainer(model, data, epochs=1)

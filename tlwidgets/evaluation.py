@@ -238,9 +238,10 @@ def predict(model: nn.Module, data: Any, images: Any, k: int = 3,
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"k must be an integer >= 1, got {k!r}.")
     k = min(k, n_classes)
+    text = getattr(data, "modality", "image") == "text"
     tensors = []
     for item in items:
-        if preprocessed:
+        if preprocessed and not text:
             t = torch.as_tensor(item).float()
             want = tuple(getattr(data, "data_config", {}).get("input_size", ()) or ())
             if t.ndim != 3 or (len(want) == 3 and tuple(t.shape) != want):
@@ -254,7 +255,9 @@ def predict(model: nn.Module, data: Any, images: Any, k: int = 3,
         else:
             tensors.append(data.preprocess(item))
     bs = batch_size or getattr(data, "batch_size", 32) or 32
-    batches = [(torch.stack(tensors[i : i + bs]), torch.zeros(len(tensors[i : i + bs])))
+    # text inputs are dicts of token ids of different lengths: the data's collate pads them
+    collate = getattr(data, "collate", None) if text else None
+    batches = [((collate or torch.stack)(tensors[i : i + bs]), torch.zeros(len(tensors[i : i + bs])))
                for i in range(0, len(tensors), bs)]
     logits, _ = _logits(model, batches, _context(model, ctx))
     probs = torch.softmax(logits, dim=1)

@@ -221,12 +221,16 @@ class FeatureCache:
                  train_loader: DataLoader, progress: bool) -> None:
         # Features in dataset order: the same images the train loader would produce, unshuffled,
         # in batches sized for the device (inference keeps no activations for backward).
-        bs = max(train_loader.batch_size or 1, 256 if ctx.device.type == "cuda" else 64)
+        bs = max(train_loader.batch_size or getattr(data, "batch_size", 1) or 1,
+                 256 if ctx.device.type == "cuda" else 64)
         workers = getattr(data, "num_workers", 0)
-        splits = [DataLoader(train_loader.dataset, batch_size=bs, shuffle=False,
-                             num_workers=workers),
-                  DataLoader(data.valid_loader().dataset, batch_size=bs, shuffle=False,
-                             num_workers=workers)]
+        valid = data.valid_loader()
+        # the loaders' own collate (text pads per batch) and their own generator: a loader
+        # without one draws its base seed from the global RNG, which would shift the head's
+        # dropout masks away from an uncached run's
+        splits = [DataLoader(loader.dataset, batch_size=bs, shuffle=False, num_workers=workers,
+                             collate_fn=loader.collate_fn, generator=torch.Generator())
+                  for loader in (train_loader, valid)]
         bar = None
         if progress:
             from tqdm import tqdm
