@@ -13,6 +13,7 @@
 // Timings (first render, each filter) go to window.__tlwTimings.model_browser for the browser
 // tests and benchmarks to read.
 import {
+  completeColumns,
   decodePayload,
   emptyFilters,
   filterRows,
@@ -69,23 +70,6 @@ function h(tag, props = {}, children = []) {
   }
   for (const c of children) node.appendChild(c);
   return node;
-}
-
-/** The decoded catalog's architecture/tag (sent only when they are not the halves of the
- * name) and the filters' string columns, filled in place. */
-function completeColumns({ n, cols }) {
-  if (!cols.architecture || !cols.tag) {
-    // the kernel leaves these out when every name is "architecture.tag" (they travel once, in name)
-    cols.architecture = new Array(n);
-    cols.tag = new Array(n);
-    for (let i = 0; i < n; i++) {
-      const name = cols.name[i];
-      const dot = name.indexOf(".");
-      cols.architecture[i] = dot < 0 ? name : name.slice(0, dot);
-      cols.tag[i] = dot < 0 ? "" : name.slice(dot + 1);
-    }
-  }
-  for (const key of ["family", "pretrain", "license"]) if (!cols[key]) cols[key] = new Array(n).fill(null);
 }
 
 /** @param {{model: any, el: HTMLElement}} ctx */

@@ -65,6 +65,23 @@ export function decodePayload(payload) {
   return { n, cols, kinds };
 }
 
+/** The decoded catalog's architecture/tag (sent only when they are not the halves of the
+ * name) and the filters' string columns, filled in place. */
+export function completeColumns({ n, cols }) {
+  if (!cols.architecture || !cols.tag) {
+    // the kernel leaves these out when every name is "architecture.tag" (they travel once, in name)
+    cols.architecture = new Array(n);
+    cols.tag = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const name = cols.name[i];
+      const dot = name.indexOf(".");
+      cols.architecture[i] = dot < 0 ? name : name.slice(0, dot);
+      cols.tag[i] = dot < 0 ? "" : name.slice(dot + 1);
+    }
+  }
+  for (const key of ["family", "pretrain", "license"]) if (!cols[key]) cols[key] = new Array(n).fill(null);
+}
+
 /**
  * A case-insensitive matcher for one search term. Terms with `*` or `?` are shell-style
  * wildcards matched against the whole text (as in `timm.list_models("resnet*")`); other terms

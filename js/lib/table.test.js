@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
+  completeColumns,
   decodePayload,
   emptyFilters,
   filterRows,
@@ -257,4 +258,12 @@ test("formatNumber and valueCounts", () => {
     ["b", 2],
     ["c", 1],
   ]);
+});
+
+test("completeColumns splits names into architecture and tag and fills the filters' columns", () => {
+  const decoded = decodePayload({ n: 2, columns: { name: { kind: "str", values: ["resnet18.a1_in1k", "plain"] } } });
+  completeColumns(decoded);
+  assert.deepEqual(decoded.cols.architecture, ["resnet18", "plain"]);
+  assert.deepEqual(decoded.cols.tag, ["a1_in1k", ""]);
+  assert.deepEqual(decoded.cols.family, [null, null]);
 });
