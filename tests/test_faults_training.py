@@ -35,6 +35,7 @@ def make_data(n: int = 48, classes: tuple[str, ...] = ("dark", "light"), size: i
 def trained(run_dir: Path, epochs: int = 2) -> Trainer:
     t = Trainer(Tiny(), make_data(), epochs=epochs, run_dir=run_dir, verbose=False)
     t.fit()
+    t.wait()  # the last epoch's checkpoint is written in the background
     return t
 
 

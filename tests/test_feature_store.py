@@ -46,6 +46,7 @@ def head_only(tmp_path: Path, model=None, img_size: int = 32, epochs: int = 2,
                                      augment="none", valid_pct=0.25, batch_size=4)
     t = Trainer(model, data, epochs=epochs, lr=1e-2, run_dir=tmp_path / run, verbose=False)
     t.fit()
+    t.wait()  # the last epoch's checkpoint is written in the background
     assert t.feature_cache is not None
     return t
 
@@ -76,7 +77,9 @@ def test_a_full_fine_tunes_checkpoint_still_holds_the_whole_model(tmp_path):
     model = lite0()
     data = tlw.ImageData.from_folder(tmp_path / "photos", model=model, img_size=32,
                                      augment="none", batch_size=4)
-    Trainer(model, data, epochs=1, run_dir=tmp_path / "run", verbose=False).fit()
+    t = Trainer(model, data, epochs=1, run_dir=tmp_path / "run", verbose=False)
+    t.fit()
+    t.wait()
     ckpt = tmp_path / "run" / "checkpoints"
     assert not list(ckpt.glob("frozen-*"))
     weights = load_file(ckpt / "last.safetensors")

@@ -200,6 +200,7 @@ def test_checkpoints_are_safetensors_and_weights_only_state(tmp_path: Path) -> N
     model = make_model()
     trainer = Trainer(model, make_data(), epochs=2, run_dir=tmp_path, metric="valid_loss")
     trainer.fit()
+    trainer.wait()  # the last epoch's checkpoint is written in the background
     ckpt = tmp_path / "checkpoints"
     for name in ("best", "last"):
         weights = load_file(ckpt / f"{name}.safetensors")

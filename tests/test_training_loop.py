@@ -178,6 +178,7 @@ def test_a_divergent_run_ends_failed_with_the_model_put_back_to_its_best_checkpo
     trainer = Trainer(model, make_data(size=32), lr=1e-3, epochs=1, run_dir=tmp_path,
                       verbose=False)
     trainer.fit()
+    trainer.wait()  # the last epoch's checkpoint is written in the background
     best = load_file(tmp_path / "checkpoints" / "best.safetensors")
     with pytest.raises(tlw.TrainingError, match=r"diverged.*learning rate .*peak 10.*lr_find") as info:
         trainer.fit(epochs=3, lr=10.0)

@@ -69,6 +69,10 @@ class RunMachine(abc.ABC):
         """The global step a reported error happened at."""
 
     @abc.abstractmethod
+    def _wait_for_files(self) -> None:
+        """Until the run's background writes are on disk."""
+
+    @abc.abstractmethod
     def _history_frame(self) -> pd.DataFrame:
         """What a blocking run returns."""
 
@@ -127,10 +131,18 @@ class RunMachine(abc.ABC):
             self._set_state("stopping")
 
     def wait(self, timeout: float | None = None) -> str:
-        """Block until the background run ends (or ``timeout`` seconds pass); returns ``state``."""
+        """Block until the background run ends (or ``timeout`` seconds pass) and its last
+        checkpoint is on disk; returns ``state``.
+
+        >>> trainer.fit(); trainer.wait()   # the files of the run are complete  # doctest: +SKIP
+        'finished'
+        """
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+            if thread.is_alive():
+                return self._state
+        self._wait_for_files()
         return self._state
 
     def _check_not_active(self, what: str) -> None:

@@ -464,6 +464,9 @@ class Trainer(RunMachine):
     def _history_frame(self) -> pd.DataFrame:
         return self.history
 
+    def _wait_for_files(self) -> None:
+        self.checkpoints.join(self.run, fail=False)
+
     def _console_wanted(self) -> bool:
         verbose = self.config.verbose
         return verbose is True or (verbose == "auto" and self._displays == 0)
