@@ -264,10 +264,9 @@ class Checkpoints(Hook):
     A checkpoint holds what can change (:func:`changing_names`); the frozen rest is written once
     a run (``frozen-<digest>.safetensors``) and referenced. The tensors are copied to CPU memory
     at the epoch boundary and written by a background thread while the next epoch trains (one
-    write in flight at most). A finished run does not wait for its last one: ``trainer.wait()``,
-    the next run, any reader of the folder in this process (``load_checkpoint``) and the
-    interpreter's exit do (the writer is not a daemon thread). A checkpoint that cannot be
-    written (a full disk) fails the run at the next epoch boundary, with the model in memory
+    write in flight at most); the run's end waits for the last one, and so do ``trainer.wait()``
+    and any reader of the folder in this process (``load_checkpoint``). A checkpoint that cannot
+    be written (a full disk) fails the run at the next epoch boundary, with the model in memory
     intact.
     """
 
@@ -304,14 +303,13 @@ class Checkpoints(Hook):
         self.save(run, "last", link_best=better, background=True)
 
     def on_run_end(self, run: RunState, final: str) -> None:
-        # A finished run does not wait for its last epoch's checkpoint (the fixed cost of a run
-        # was that write): trainer.wait(), the next run, a resume or restore of the folder in
-        # this process, and the interpreter's exit wait for it. A stopped or failed run writes
-        # its own "last" here, after the epoch's.
-        if final in ("stopped", "failed") and run.cycle is not None:
-            try:
-                self.join(run, fail=False)
-            finally:
+        # When fit() returns (or the thread of start() ends) the files are complete on disk: a
+        # run that left its last write in flight raced a `with TemporaryDirectory()` around it,
+        # and whoever copies the folder next. A stopped or failed run writes its own "last".
+        try:
+            self.join(run, fail=False)
+        finally:
+            if final in ("stopped", "failed") and run.cycle is not None:
                 self.save(run, "last")
 
     def _changing(self, run: RunState) -> tuple[dict[str, torch.Tensor], str | None]:
