@@ -161,7 +161,7 @@ class RunFolder(Hook):
                         writer.update(**pending)
                     writer.heartbeat(force=True)
                 except RunFolderError:
-                    pass  # the loop's own writes report a failing disk
+                    continue  # a failing disk is reported by the loop's own writes
         threading.Thread(target=beat, name="tlwidgets-heartbeat", daemon=True).start()
 
     def read_control(self) -> str | None:
