@@ -88,12 +88,14 @@ class EventBus:
 
         return unsubscribe
 
-    def publish(self, event: TrainerEvent, *, swallow: bool = False) -> None:
+    def publish(self, event: TrainerEvent, *, swallow: bool = False,
+                on_error: Callable[[Callable[..., Any], Exception], Any] | None = None) -> None:
         """Call every subscriber with ``event``.
 
         A subscriber that raises stops the delivery and is re-raised as :class:`SubscriberError`
         (``KeyboardInterrupt`` passes through untouched), unless ``swallow`` is true, which the
-        trainer uses while it is already reporting a failure.
+        trainer uses while it is already reporting a failure, or ``on_error(fn, exc)`` is given:
+        then it is told and the others still get the event (a run follower keeps the message).
         """
         with self._lock:
             subscribers = list(self._subscribers)
@@ -105,6 +107,9 @@ class EventBus:
                     continue
                 raise
             except Exception as exc:
+                if on_error is not None:
+                    on_error(fn, exc)
+                    continue
                 if swallow:
                     continue
                 raise SubscriberError(fn, exc) from exc

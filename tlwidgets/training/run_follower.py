@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, RunFolderError, TrainerStateError
-from .events import TrainerEvent
+from .events import EventBus, TrainerEvent
 from .run_files import ACTIVE_STATES, TERMINAL_STATES
 from .run_reader import Record, RunReader
 
@@ -135,7 +135,7 @@ class RunFollower:
         self._steps = _Columns()
         self._history: list[dict[str, Any]] = []
         self._last_lrs: list[float] = []
-        self._subscribers: list[Callable[[TrainerEvent], Any]] = []
+        self._events = EventBus()
         self.subscriber_errors: list[str] = []
         self._lock = threading.RLock()
         self._ended = threading.Event()
@@ -240,20 +240,7 @@ class RunFollower:
         returns a function that unsubscribes. A subscriber that raises is reported in
         ``subscriber_errors`` and the others still get the event. ``display`` is accepted as
         ``Trainer.subscribe`` takes it (a followed run prints nothing here either way)."""
-        if not callable(fn):
-            raise ConfigError(
-                f"subscribe() needs a function that takes one TrainerEvent, got {fn!r}; "
-                "pass e.g. `lambda event: print(event.kind, event.data)`."
-            )
-        with self._lock:
-            self._subscribers.append(fn)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if fn in self._subscribers:
-                    self._subscribers.remove(fn)
-
-        return unsubscribe
+        return self._events.subscribe(fn)
 
     # ------------------------------------------------------------------ commands
     def pause(self) -> None:
@@ -410,14 +397,11 @@ class RunFollower:
             self._publish(ev)
 
     def _publish(self, event: TrainerEvent) -> None:
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for fn in subscribers:
-            try:
-                fn(event)
-            except Exception as exc:  # noqa: BLE001 - kept for the user; others still get it
-                name = getattr(fn, "__qualname__", None) or repr(fn)
-                self.subscriber_errors.append(f"{name} raised {type(exc).__name__}: {exc}")
+        self._events.publish(event, on_error=self._subscriber_failed)
+
+    def _subscriber_failed(self, fn: Callable[..., Any], exc: Exception) -> None:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        self.subscriber_errors.append(f"{name} raised {type(exc).__name__}: {exc}")
 
 
 def _follow(ref: weakref.ref[RunFollower]) -> None:
