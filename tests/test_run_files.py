@@ -488,3 +488,28 @@ def test_a_new_trainer_does_not_write_over_a_finished_run(tmp_path: Path) -> Non
     follower = RunFollower(tmp_path, live=False)
     assert follower.history["epoch"].tolist() == [1, 2]
     assert follower.steps["step"].tolist() == list(range(1, len(follower.steps) + 1))
+
+
+def test_a_failing_follower_subscriber_is_recorded_and_the_others_still_get_events(
+        tmp_path: Path) -> None:
+    w = open_writer(tmp_path)
+    w.state("running")
+    for i in range(1, 4):
+        w.step(step_row(i))
+    w.flush()
+    follower = RunFollower(tmp_path, live=False)
+
+    def broken(event: TrainerEvent) -> None:
+        raise ValueError("plot exploded")
+
+    seen: list[TrainerEvent] = []
+    follower.subscribe(broken)
+    follower.subscribe(seen.append)
+    w.step(step_row(4))
+    w.flush()
+    follower.refresh()
+    assert any(e.kind == "step" for e in seen)
+    assert follower.subscriber_errors and "plot exploded" in follower.subscriber_errors[0]
+    with pytest.raises(tlw.ConfigError, match="TrainerEvent"):
+        follower.subscribe("not a function")
+    w.close()
