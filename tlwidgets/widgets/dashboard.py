@@ -170,7 +170,7 @@ class TrainingDashboard(widgets.VBox):
         for item in compare:
             self.compare(item)
 
-        self._publisher = Publisher(self, self.refresh_hz)
+        self._publisher = Publisher(self, self.refresh_hz, on_final=TrainingDashboard._maybe_evaluate)
         # display=True: the dashboard shows the progress, so the trainer's console bar and
         # epoch lines (verbose="auto") stay out of the notebook
         if "display" in inspect.signature(trainer.subscribe).parameters:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import html
 import threading
-import time
-import weakref
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ import pandas as pd
 from .. import experiments as ex
 from ..errors import ConfigError, TrainerStateError
 from ..experiments.readings import pct, recipe_label
+from ._publisher import Publisher
 
 __all__ = ["ExperimentView"]
 
@@ -49,55 +48,6 @@ _TERMINAL = ("finished", "stopped", "failed")
 
 def _f32(a: Any) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float32)
-
-
-class _Publisher:
-    """Calls ``view.flush()`` at most ``hz`` times a second while kicked, and once at the end.
-
-    Holds the view weakly; sleeps while nothing happens.
-    """
-
-    def __init__(self, view: ExperimentView, hz: float) -> None:
-        self._view = weakref.ref(view)
-        self._period = 1.0 / hz
-        self._cond = threading.Condition()
-        self._dirty = self._final = self._closed = False
-        threading.Thread(target=self._run, name="tlw-experiment-publisher", daemon=True).start()
-
-    def kick(self, final: bool = False) -> None:
-        with self._cond:
-            self._dirty = True
-            self._final = self._final or final
-            self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-
-    def _run(self) -> None:
-        last = 0.0
-        while True:
-            with self._cond:
-                while not self._dirty and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                wait = 0.0 if self._final else self._period - (time.monotonic() - last)
-            if wait > 0:
-                time.sleep(wait)
-            with self._cond:
-                self._dirty = False
-                final, self._final = self._final, False
-            view = self._view()
-            if view is None:
-                return
-            try:
-                view.flush(final=final)
-            except Exception as err:  # keep publishing; show the problem instead of dying
-                view._show_error(f"Update failed: {err!r}")
-            del view
-            last = time.monotonic()
 
 
 def _curve_label(init: str, recipe: str) -> str:
@@ -156,7 +106,8 @@ class ExperimentView(widgets.VBox):
         self._thread: threading.Thread | None = None
         self._reset_buffers()
         self._build()
-        self._publisher = _Publisher(self, refresh_hz)
+        self._publisher = Publisher(self, refresh_hz, on_error=ExperimentView._update_failed,
+                                    name="tlw-experiment-publisher")
         super().__init__([self._header, self._controls, self._progress_row, self.error_box,
                           self._legend, self._grid, self._table_box])
         self.add_class("tlw-experiment-view")
@@ -521,6 +472,9 @@ class ExperimentView(widgets.VBox):
                                     + ".")
         except Exception as err:  # a bad path is shown, not raised into the void
             self._show_error(f"Could not save: {err}")
+
+    def _update_failed(self, err: Exception) -> None:
+        self._show_error(f"Update failed: {err!r}")
 
     def _show_error(self, message: str) -> None:
         self.error_box.value = (f"<div style='color:#b00020;white-space:pre-wrap'>"
