@@ -174,7 +174,7 @@ def test_a_model_name_builds_pretrained_and_scratch_models():
                                recipes=("head",), repeats=1, epochs=1, min_steps=1,
                                on_result=lambda r: built.append(r.trainer.model))
     assert table["init"].tolist() == ["scratch"]
-    assert built[0].tlw_load_report is None  # random init
+    assert tlw.is_random_init(built[0])
     assert built[0].get_classifier().out_features == 3
 
 

@@ -85,7 +85,7 @@ def test_a_local_folder_is_a_text_model_and_save_pretrained_round_trips(minilm, 
 
 def test_weights_none_builds_from_the_config_at_random(minilm):
     model = tlw.create_model(MINILM, num_classes=3, weights="none")
-    assert model.tlw_load_report is None and model.tokenizer is not None
+    assert tlw.is_random_init(model) and model.tokenizer is not None
     assert not torch.equal(model.bert.encoder.layer[0].output.dense.weight,
                            minilm.bert.encoder.layer[0].output.dense.weight)
 

@@ -240,7 +240,9 @@ def test_weights_path_and_none(small_file, small_state):
     assert model.tlw_load_report.source == str(small_file.resolve())
 
     fresh = tlw.create_model(SMALL, 7, weights="none")
-    assert fresh.tlw_load_report is None
+    assert tlw.is_random_init(fresh) and not fresh.tlw_load_report.pretrained
+    assert tlw.is_random_init(model) is False
+    assert tlw.is_random_init(torch.nn.Linear(2, 2)) is None  # not made by create_model
     assert fresh.get_classifier().out_features == 7
     assert fresh.pretrained_cfg["input_size"] == (3, 224, 224)
     assert not torch.equal(fresh.state_dict()["conv_stem.weight"], small_state["conv_stem.weight"])
@@ -617,6 +619,18 @@ def test_create_model_freeze_head_trains_only_the_head_and_the_report_says_so():
     # the report is read live: a later freeze change shows in it
     tlw.freeze_to(model, 0)
     assert "(everything)" in str(model.tlw_load_report)
+
+
+def test_a_random_init_model_prints_a_report_not_none(capsys):
+    # issue 12's stray "None": the quickstart's `print(model.tlw_load_report)` printed "None" for
+    # a model made with weights="none"; it now says what the model is and what trains
+    model = tlw.create_model(LITE, 5, weights="none", freeze="head")
+    print(model.tlw_load_report)
+    out = capsys.readouterr().out
+    assert "None" not in out
+    assert out.startswith("No pretrained weights: every tensor starts from random initialisation")
+    head = 5 * 1280 + 5
+    assert f"trainable: {head:,} of 3.4M parameters (head only)" in out
 
 
 def test_create_model_freeze_default_keeps_everything_trainable_and_says_so():

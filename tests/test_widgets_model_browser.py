@@ -426,7 +426,7 @@ def test_a_ranking_runs_off_the_kernel_thread_and_lands_in_the_table(monkeypatch
     assert browser.selected_row["score_rank"] == int(
         result.set_index("model").loc["tf_efficientnet_lite0 (random init)", "rank"])
     made = browser.create_model(num_classes=3)
-    assert made.tlw_load_report is None and made.get_classifier().out_features == 3
+    assert tlw.is_random_init(made) and made.get_classifier().out_features == 3
 
 
 def test_a_failed_candidate_keeps_its_row_and_says_why(monkeypatch):

@@ -47,6 +47,7 @@ _LAZY = {
     "register_weights": ".weights",
     "load_weights": ".weights",
     "LoadReport": ".weights",
+    "is_random_init": ".weights",
     # data
     "ImageData": ".data",
     "sample_data": ".data",

@@ -25,7 +25,7 @@ from torch import nn
 from ._weights_io import check_weights_file, read_weights_file, unwrap
 from .errors import ConfigError, WeightsMismatchError
 
-__all__ = ["LoadReport", "fit", "load_into"]
+__all__ = ["LoadReport", "fit", "is_random_init", "load_into"]
 
 # Prefixes added by DataParallel (module.), Lightning/wrappers (model., backbone.) and
 # torch.compile (_orig_mod.).
@@ -41,7 +41,9 @@ class LoadReport:
     those that came under another name (model key -> file key); ``missing`` are model tensors the
     file had nothing for (left as initialised); ``unexpected`` are file tensors that went nowhere;
     ``skipped`` maps model keys deliberately left out (the old classifier) to the reason.
-    ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader). ``warnings`` says
+    ``method`` is ``"name"``, ``"order"`` or ``"timm"`` (timm's own loader), or ``"none"`` for a
+    model made with ``weights="none"`` (:meth:`random_init`: nothing loaded, every tensor starts
+    from its random initialisation; :attr:`pretrained` is False). ``warnings`` says
     what looks wrong about the load though it went through (say, a file for another
     architecture whose names happen to cover the model's); ``create_model`` refuses such a load.
     ``trainable`` (and a line of ``str()``) says what trains in the model now, e.g.
@@ -62,6 +64,16 @@ class LoadReport:
     source: str = ""
     method: str = "name"
     warnings: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def random_init(cls) -> LoadReport:
+        """The report of a model made with ``weights="none"``: nothing loaded."""
+        return cls(source="random initialisation (weights='none')", method="none")
+
+    @property
+    def pretrained(self) -> bool:
+        """False for a model made with ``weights="none"``, True when weights were loaded."""
+        return self.method != "none"
 
     def watch(self, model: nn.Module, describe: Callable[[nn.Module], str]) -> None:
         """Keep a weak link to the loaded model and the function that puts what trains in it
@@ -98,6 +110,12 @@ class LoadReport:
     def summary(self) -> str:
         """A few readable lines: how many tensors loaded, from where, and what was left out."""
         total = len(self.matched) + len(self.missing) + len(self.skipped)
+        if not self.pretrained:
+            lines = ["No pretrained weights: every tensor starts from random initialisation "
+                     "(weights='none')"]
+            if self.trainable:
+                lines.append(f"  trainable: {self.trainable}")
+            return "\n".join(lines)
         how = {"name": "by name", "order": "by order", "timm": "by timm's loader"}[self.method]
         lines = [f"Loaded {len(self.matched)} of {total} model tensors {how} from {self.source}"]
         if self.remapped:
@@ -124,6 +142,15 @@ class LoadReport:
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def is_random_init(model: Any) -> bool | None:
+    """True for a model made with ``weights="none"``, False for one whose weights were loaded
+    (``model.tlw_load_report``), None when nothing says (a model not made by ``create_model``)."""
+    report = getattr(model, "tlw_load_report", None)
+    if isinstance(report, LoadReport):
+        return not report.pretrained
+    return None
 
 
 # --------------------------------------------------------------------------------------------

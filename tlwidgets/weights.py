@@ -114,6 +114,7 @@ from ._weights_fit import (
     LoadReport,
     classifier_keys,
     fit,
+    is_random_init,
     guess_architecture,
     model_label,
 )
@@ -129,6 +130,7 @@ from .errors import (
 __all__ = [
     "LoadReport",
     "create_model",
+    "is_random_init",
     "load_weights",
     "register_weights",
     "offline_weight_names",
@@ -431,8 +433,9 @@ def create_model(
     - a path to a ``.safetensors``/``.pth``/``.pt``/``.bin`` file.
 
     The model keeps timm's ``pretrained_cfg`` (mean, std, input_size, crop_pct) for the data
-    pipeline, and the :class:`LoadReport` of its weights as ``model.tlw_load_report`` (None for
-    random init). Extra keyword arguments go to ``timm.create_model``. A ``num_classes`` above
+    pipeline, and the :class:`LoadReport` of its weights as ``model.tlw_load_report`` (for
+    ``weights="none"`` a report that says so: ``report.pretrained`` is False; see
+    :func:`is_random_init`). Extra keyword arguments go to ``timm.create_model``. A ``num_classes`` above
     100,000 is first checked on the meta device: a model that would take more than half of this
     machine's memory (``num_classes=10**9`` is a 4 TB classifier) is a
     :class:`~tlwidgets.errors.ConfigError` before anything is allocated.
@@ -538,7 +541,7 @@ def _create_model(
 
     if mode == "none":
         model = _build(timm_name, num_classes, timm_kwargs)
-        model.tlw_load_report = None
+        model.tlw_load_report = LoadReport.random_init()
         return model
 
     if mode == "auto":

@@ -26,6 +26,7 @@ import pandas as pd
 from torch import nn
 
 from ..errors import Cancelled, ConfigError
+from ..weights import is_random_init
 from .features import backbone_features, check_data, load_for_features, stratified_sample
 from .progress import Progress, check_progress
 from .scores import knn_accuracy, logme
@@ -64,11 +65,8 @@ def _label_of(model: nn.Module) -> tuple[str, str]:
     cfg = getattr(model, "pretrained_cfg", None) or {}
     arch, tag = cfg.get("architecture"), cfg.get("tag")
     name = f"{arch}.{tag}" if arch and tag else (arch or "")
-    report = getattr(model, "tlw_load_report", "unknown")
-    if report is None:
+    if is_random_init(model):
         return f"{arch or type(model).__name__} (random init)", ""
-    if report == "unknown":
-        return (name or type(model).__name__), name
     return name or type(model).__name__, name
 
 
@@ -119,7 +117,7 @@ def _candidates(candidates: Any) -> list[tuple[str, Any]]:
 
 def _prior(name: str, model: nn.Module | None) -> dict[str, float]:
     row = _catalog_row(name) if name else None
-    random_init = model is not None and getattr(model, "tlw_load_report", "unknown") is None
+    random_init = model is not None and bool(is_random_init(model))
     prior = {"top1": np.nan, "params_m": np.nan, "cpu_img_s": np.nan}
     if row is not None:
         prior = {k: float(row[k]) for k in prior}

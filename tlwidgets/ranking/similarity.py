@@ -32,6 +32,7 @@ import pandas as pd
 from torch import nn
 
 from ..errors import ConfigError
+from ..weights import is_random_init
 from .features import backbone_features, check_data, load_for_features, stratified_sample
 from .progress import Progress
 
@@ -177,10 +178,10 @@ def imagenet_head_classes(model: nn.Module) -> int | None:
     out = getattr(head, "out_features", None)
     if out is None or class_names(int(out)) is None:
         return None
-    report = getattr(model, "tlw_load_report", "unknown")
-    if report is None:  # weights="none": a random head says nothing about ImageNet
+    if is_random_init(model):  # weights="none": a random head says nothing about ImageNet
         return None
-    if report != "unknown" and getattr(report, "skipped", None):
+    report = getattr(model, "tlw_load_report", None)
+    if report is not None and getattr(report, "skipped", None):
         return None  # the classifier was replaced by a fresh one
     return int(out)
 
@@ -204,7 +205,7 @@ def _imagenet_model(model_or_name: Any) -> tuple[nn.Module, str]:
     ).__name__
     if imagenet_head_classes(model) is not None:
         return model, name
-    if getattr(model, "tlw_load_report", "unknown") is None:
+    if is_random_init(model):
         raise ConfigError(
             f"{name} has random weights (weights='none'); its head says nothing about "
             "ImageNet. Pass the catalog name to load the pretrained model with its head."

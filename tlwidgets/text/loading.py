@@ -303,7 +303,9 @@ def create_text_model(
             model.classifier.weight.normal_(0.0, std)
             model.classifier.bias.zero_()
     if info is None:
-        model.tlw_load_report = None
+        from .._weights_fit import LoadReport
+
+        model.tlw_load_report = LoadReport.random_init()
         return model
     skipped = _saved_head(src, model) if os.path.isdir(src) else {
         f"classifier.{k}": f"fresh head for {num_classes} classes"

@@ -387,7 +387,8 @@ class Studio(widgets.VBox):
         report = getattr(model, "tlw_load_report", None)
         total = sum(p.numel() for p in model.parameters())
         origin = ("pretrained weights from " + html.escape(str(getattr(report, "source", "")))
-                  if report is not None else "random weights (from scratch)")
+                  if report is not None and not tlw.is_random_init(model)
+                  else "random weights (from scratch)")
         tlw.apply_preset(model, "head")
         self.model_status.value = (
             f"Created with {origin}: {total / 1e6:.1f}M parameters. Only the new head is "
