@@ -300,7 +300,8 @@ def export(model: nn.Module, data: Any, path: str | os.PathLike[str],
       (TorchScript is deprecated in recent torch but still the simplest self-contained file);
     - ``"onnx"``: needs the ``onnx`` and ``onnxscript`` packages; batch size 1 and dynamic.
 
-    Returns the model file's path (its suffix is added when missing).
+    Returns the model file's path (its suffix is added when missing). A text model exports as
+    a Hugging Face folder instead (:mod:`tlwidgets.text.export`), and returns the folder.
 
     >>> export(model, data, "out/model", format="torchscript")   # doctest: +SKIP
     PosixPath('out/model.pt')
@@ -309,6 +310,10 @@ def export(model: nn.Module, data: Any, path: str | os.PathLike[str],
         raise ConfigError(
             f"export format {format!r} is not supported; use one of {', '.join(EXPORT_FORMATS)}."
         )
+    from .text.export import export_text, is_text_export
+
+    if is_text_export(model, data):  # a Hugging Face folder (tlwidgets.text.export)
+        return export_text(model, data, path, format=format)
     path = Path(path)
     if path.suffix != _SUFFIX[format]:
         path = path.with_name(path.name + _SUFFIX[format])
