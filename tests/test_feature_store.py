@@ -144,3 +144,57 @@ def test_the_store_is_bounded_and_can_be_cleared(tmp_path):
     assert store.size_bytes() <= 3000 and store.load("k3", torch.device("cpu")) is not None
     assert store.load("k0", torch.device("cpu")) is None  # the oldest went first
     assert store.clear() >= 1 and store.size_bytes() == 0
+
+
+# ---- text: keyed on the token ids, labels, max_length and tokenizer ------------------------------
+
+
+def text_head_only(tmp_path: Path, run: str, texts=None, max_length: int = 32,
+                   pooling: str = "mean", logs: list | None = None) -> Trainer:
+    from tests.test_text_helpers import reviews_frame, tiny_bert
+
+    model = tiny_bert(pooling=pooling)
+    tlw.freeze_to(model, -1)
+    frame = reviews_frame()
+    if texts is not None:
+        frame["text"] = texts
+    data = tlw.TextData.from_dataframe(frame, model=model, batch_size=4, valid_pct=0.25,
+                                       max_length=max_length)
+    callbacks = [lambda e: e.kind == "log" and logs.append(e.data["message"])] if logs is not None \
+        else []
+    t = Trainer(model, data, epochs=2, lr=1e-2, run_dir=tmp_path / run, verbose=False, seed=0,
+                callbacks=callbacks)
+    t.fit()
+    t.wait()
+    assert t.feature_cache is not None
+    return t
+
+
+def test_a_second_head_only_text_run_on_the_same_sentences_reads_the_store(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    first = text_head_only(tmp_path, "one")
+    assert not first.feature_cache.from_disk
+    logs: list[str] = []
+    second = text_head_only(tmp_path, "two", logs=logs)
+    assert second.feature_cache.from_disk
+    assert any("read from the feature store" in m for m in logs)
+    assert torch.equal(second.feature_cache.train_x, first.feature_cache.train_x)
+    assert second.history["train_loss"].tolist() == pytest.approx(
+        first.history["train_loss"].tolist(), rel=1e-5)
+
+
+@pytest.mark.parametrize("change", ["text", "max_length", "pooling"])
+def test_stored_text_features_are_recomputed_when_the_text_the_length_or_the_pooling_change(
+        tmp_path, monkeypatch, change):
+    from tests.test_text_helpers import NEGATIVE, POSITIVE
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    text_head_only(tmp_path, "one")
+    texts = POSITIVE + NEGATIVE
+    if change == "text":
+        texts = ["an altogether different opening sentence", *texts[1:]]
+    t = text_head_only(tmp_path, "two", texts=texts,
+                       max_length=6 if change == "max_length" else 32,
+                       pooling="cls" if change == "pooling" else "mean")
+    assert not t.feature_cache.from_disk

@@ -252,6 +252,31 @@ class TextData:
         ids, _ = encode(self.tokenizer, list(texts), self.max_length)
         return self._collate.pad(ids)
 
+    def fingerprint(self) -> str:
+        """A hash of everything a model sees of this data: the token ids and labels of both
+        splits in loader order, ``max_length`` and the tokenizer (name, vocabulary size,
+        padding token and side, token types). The feature store keys a frozen encoder's stored
+        features on it (with the model's weights), so the same sentences tokenized the same way
+        read the store and any change of text, label, split or ``max_length`` recomputes.
+
+        >>> data.fingerprint() == data.subset(range(len(data.train_items))).fingerprint()  # doctest: +SKIP
+        True
+        """
+        import hashlib
+
+        tok = self.tokenizer
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"text|{self.max_length}|{getattr(tok, 'name_or_path', '')}|{len(tok)}|"
+                 f"{tok.pad_token_id}|{self._collate.token_types}|{self._collate.left}|"
+                 f"{self.classes}\n".encode())
+        for split, ids, items in (("train", self._train_ids, self.train_items),
+                                  ("valid", self._valid_ids, self.valid_items)):
+            h.update(f"{split} {len(ids)}\n".encode())
+            for seq, (_, label) in zip(ids, items, strict=True):
+                h.update(f"{label}:{len(seq)}:".encode())
+                h.update(np.ascontiguousarray(seq, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
     def raw_text(self, split: str, index: int) -> str:
         """The text of item ``index`` of ``split`` (``"train"`` or ``"valid"``)."""
         if split not in ("train", "valid"):

@@ -8,7 +8,10 @@ features depend on, and is recomputed when any of it changes:
 - the backbone's weights (a hash of every tensor outside the classifier) and which parameters
   are frozen;
 - the data's files (path, size and modification time of every training and validation image,
-  and its label) — data made from arrays in memory is not stored;
+  and its label) — data made from arrays in memory is not stored; for text data
+  (``modality == "text"``) its ``fingerprint()`` instead: the token ids and labels of both
+  splits, ``max_length`` and the tokenizer, so the same sentences tokenized alike read the store
+  and a changed text, label, split or ``max_length`` does not;
 - the transform (the eval transform's description and the data's preprocessing config, the
   augmentation choice), the model's class and architecture, and the device type and autocast
   dtype the features were computed with.
@@ -49,11 +52,17 @@ def _cache_root() -> Path:
 
 def feature_key(model: nn.Module, head: nn.Module | None, data: Any, augment: Any,
                 ctx: DeviceContext) -> str | None:
-    """The store key of these features, or ``None`` when the data has no files to key on.
+    """The store key of these features, or ``None`` when the data has no files to key on (and
+    is not text, which is keyed on its token ids: ``data.fingerprint()``).
     The weights of ``head`` are left out (a head that trains does not change its input); with
     ``head=None`` every weight counts (features that include the model's own logits)."""
-    items = list(getattr(data, "train_items", [])) + list(getattr(data, "valid_items", []))
-    if not items or any(path is None for path, _ in items):
+    # text data names its own content (token ids, labels, max_length, tokenizer); image data
+    # is keyed on its files
+    fingerprint = getattr(data, "fingerprint", None) \
+        if getattr(data, "modality", None) == "text" else None
+    items = [] if callable(fingerprint) else \
+        list(getattr(data, "train_items", [])) + list(getattr(data, "valid_items", []))
+    if not callable(fingerprint) and (not items or any(path is None for path, _ in items)):
         return None
     h = hashlib.blake2b(digest_size=16)
     h.update(f"format {_FORMAT}|{type(model).__qualname__}|".encode())
@@ -69,6 +78,10 @@ def feature_key(model: nn.Module, head: nn.Module | None, data: Any, augment: An
         if t.numel():
             h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     h.update(bytes(p.requires_grad for p in model.parameters()))
+    if callable(fingerprint):
+        # and how the encoder's output becomes the head's input (not in its weights)
+        h.update(f"text {fingerprint()}|{getattr(model, 'pooling', None)}|"
+                 f"{getattr(model, 'layers', None)}\n".encode())
     for path, label in items:
         try:
             st = os.stat(path)
