@@ -406,3 +406,62 @@ def test_a_fine_tune_run_whose_group_count_changes_still_flushes(trainer_factory
         steps = len(trainer.steps)
         assert len(dash.lr_line.x) == steps
         dash.close()
+
+
+# ---------------------------------------------------------------- text
+def _html_of(widget) -> str:
+    """Every HTML string under ``widget`` (the worst-mistakes cards are HTML widgets)."""
+    import ipywidgets as widgets
+
+    out = [widget.value] if isinstance(widget, widgets.HTML) else []
+    for child in getattr(widget, "children", ()):
+        out.append(_html_of(child))
+    return "\n".join(out)
+
+
+def test_text_mistakes_show_the_sentence_escaped_with_the_whole_text_on_hover(monkeypatch):
+    import html as html_lib
+    import types
+
+    import ipywidgets as widgets
+
+    from tests.test_text_helpers import NEGATIVE, POSITIVE, offline, tiny_bert
+    from tlwidgets.evaluation import Evaluation
+    from tlwidgets.widgets._evaluation_view import evaluation_widgets
+
+    offline(monkeypatch)
+    model = tiny_bert(2)
+    markup = "<b>bold</b> & <img src=x onerror=alert(1)> 'quoted'"
+    valid = [(POSITIVE[0] + " " + markup, 0), (NEGATIVE[0] + " and then" * 100, 1),
+             (POSITIVE[1], 0)]
+    data = tlw.TextData(classes=["neg", "pos"], train_items=[(t, 1) for t in POSITIVE[2:]]
+                        + [(t, 0) for t in NEGATIVE[1:]], valid_items=valid,
+                        tokenizer=model.tokenizer, batch_size=8)
+    # all three validation texts predicted wrong, the markup one most confidently (TextData
+    # keeps valid_items in token-length order: the evaluation follows that order)
+    items = data.valid_items
+    margin = [3.0 if t == valid[0][0] else 1.0 for t, _ in items]
+    logits = torch.tensor([[m, -m] if y == 1 else [-m, m] for (_, y), m in zip(items, margin)])
+    ev = Evaluation(logits, torch.tensor([y for _, y in items]), data.classes,
+                    [t for t, _ in items])
+    children, _ = evaluation_widgets(ev, types.SimpleNamespace(data=data), k=8)
+    assert "over 3 texts" in children[0].value and "images" not in _html_of(children[1])
+    gallery = children[-1]
+    html = _html_of(gallery)
+    assert "(no image)" not in html
+    assert not any(isinstance(w, widgets.Image) for card in gallery.children[1].children
+                   for w in card.children)
+    assert "<b>bold</b>" not in html and "<img" not in html  # never markup, always text
+    cards = re.findall(r"class='tlw-mk-text' title='([^']*)'><div class='tlw-mk-clamp'>([^<]*)</div>", html)
+    assert len(cards) == 3
+    assert html_lib.unescape(cards[0][0]) == valid[0][0]  # highest loss first
+    by_text = {t: None for t, _ in valid}
+    for title, body in cards:
+        whole = html_lib.unescape(title)
+        assert whole in by_text  # the whole text is the hover title
+        shown = html_lib.unescape(body)
+        if len(whole) > 600:  # a long review is cut with an ellipsis; the title keeps it all
+            assert shown == whole[:599] + "…"
+        else:
+            assert shown == whole
+    assert "true:&nbsp;" in html and "p(" in html

@@ -38,8 +38,8 @@ CELLS = [
 ]
 
 
-def open_text(open_notebook, name):
-    nb = open_notebook(CELLS, name=name, timeout=300)
+def open_text(open_notebook, name, theme="light"):
+    nb = open_notebook(CELLS, name=name, timeout=300, theme=theme)
     page = nb.page
     page.wait_for_selector(".tlw-dashboard .tlw-run-controls .tlw-badge", timeout=60_000)
     return nb, page
@@ -67,10 +67,9 @@ def test_text_run_in_the_page_freeze_panel_and_growing_curves(open_notebook):
     nb.screenshot("finished", selector=".tlw-dashboard")
 
 
-@pytest.mark.xfail(strict=True, reason="the dashboard's mistakes gallery shows images only; text "
-                   "cards (escaped, shortened, whole text on hover) are the WIDGETS engineer's")
-def test_worst_mistakes_show_the_sentences_with_markup_as_text(open_notebook):
-    nb, page = open_text(open_notebook, "text_mistakes")
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_worst_mistakes_show_the_sentences_with_markup_as_text(open_notebook, theme):
+    nb, page = open_text(open_notebook, f"text_mistakes_{theme}", theme)
     nb.run_cell("trainer.fit()")
     nb.wait_for("dash.evaluation is not None", timeout=180)
     dash = page.locator(".tlw-dashboard").first
@@ -83,5 +82,10 @@ def test_worst_mistakes_show_the_sentences_with_markup_as_text(open_notebook):
         arg="<script>window.__tlw_xss = 1</script>", timeout=30_000)
     assert page.evaluate("() => window.__tlw_xss") is None  # shown, never run
     # the whole sentence is on hover (a title), the card itself may shorten it
-    assert page.locator(f".tlw-dashboard [title*={worst[:40]!r}]").count() >= 1
+    card = page.locator(f".tlw-dashboard .tlw-mk-text[title*={worst[:40]!r}]").first
+    assert card.get_attribute("title") == worst
+    # shortened to four lines at most: the card is no taller than five lines of its text
+    box, line = card.evaluate("e => [e.querySelector('.tlw-mk-clamp').getBoundingClientRect()"
+                              ".height, parseFloat(getComputedStyle(e).lineHeight)]")
+    assert 0 < box <= 4.5 * line
     nb.screenshot("mistakes", selector=".tlw-dashboard")

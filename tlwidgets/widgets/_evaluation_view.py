@@ -67,12 +67,19 @@ _STYLE = """<style>
 .tlw-mk {font-size:var(--jp-ui-font-size1,13px); color:var(--jp-ui-font-color1,#222)}
 .tlw-mk-line {display:flex; white-space:nowrap; min-width:0}
 .tlw-mk-line .tlw-ev-name {flex:0 1 auto; min-width:0}
+.tlw-mk-text {margin-bottom:4px; padding:4px 6px; border-left:3px solid
+  var(--jp-border-color1,#bbb); background:var(--jp-layout-color2,#f3f3f3);
+  color:var(--jp-content-font-color1,#222); font-size:var(--jp-content-font-size1,13px);
+  line-height:1.35}
+.tlw-mk-clamp {display:-webkit-box; -webkit-box-orient:vertical; -webkit-line-clamp:4;
+  line-clamp:4; overflow:hidden; overflow-wrap:anywhere; white-space:normal}
 </style>"""
 
 
-def confusion_html(counts: np.ndarray, classes: list[str], mode: str = "counts") -> str:
+def confusion_html(counts: np.ndarray, classes: list[str], mode: str = "counts",
+                   noun: str = "images") -> str:
     """The confusion matrix as an HTML table: a count (or the share of its row) in every cell,
-    both in each cell's hover text, and a colour scale.
+    both in each cell's hover text, and a colour scale. ``noun`` names the items ("texts").
 
     >>> html = confusion_html(np.array([[5, 1], [0, 6]]), ["cat", "dog"])
     >>> "data-count='5'" in html and "of true cat" in html
@@ -99,7 +106,7 @@ def confusion_html(counts: np.ndarray, classes: list[str], mode: str = "counts")
             text = f"{r:.0%}" if by_rate else str(c)
             kind = " tlw-cm-diag" if i == j else ""
             kind += " tlw-cm-zero" if c == 0 else ""
-            tip = (f"true {t} → predicted {p}: {c} of {int(rows[i])} images "
+            tip = (f"true {t} → predicted {p}: {c} of {int(rows[i])} {noun} "
                    f"({r:.0%} of true {t})")
             tds.append(
                 f"<td class='tlw-cm-cell{kind}' data-count='{c}' data-rate='{r:.4f}' "
@@ -108,16 +115,16 @@ def confusion_html(counts: np.ndarray, classes: list[str], mode: str = "counts")
             )
         body.append(f"<tr><th class='tlw-cm-row'>{_name(t, 130)}</th>{''.join(tds)}</tr>")
     if by_rate:
-        lo, hi, unit = "0%", "100%", "share of the true class's images"
+        lo, hi, unit = "0%", "100%", f"share of the true class's {noun}"
     else:
-        lo, hi, unit = "0", f"{int(vmax)}", "images"
+        lo, hi, unit = "0", f"{int(vmax)}", noun
     scale = (
         f"<div class='tlw-cm-scale'><span>{lo}</span><span class='tlw-cm-bar' "
         f"style='background:linear-gradient(to right,{_fill(0.12)},{_fill(1.0)})'></span>"
         f"<span>{hi}</span><span>{unit}</span></div>"
     )
     what = ("share of each true class (row) predicted as each class (column)" if by_rate
-            else "validation images of each true class (row) predicted as each class (column)")
+            else f"validation {noun} of each true class (row) predicted as each class (column)")
     return (
         f"{_STYLE}<div class='tlw-cm' data-mode='{'rates' if by_rate else 'counts'}'>"
         f"<div style='font-size:var(--jp-ui-font-size0,11px);color:var(--jp-ui-font-color2,#555);"
@@ -128,7 +135,7 @@ def confusion_html(counts: np.ndarray, classes: list[str], mode: str = "counts")
     )
 
 
-def per_class_html(counts: np.ndarray, classes: list[str]) -> str:
+def per_class_html(counts: np.ndarray, classes: list[str], noun: str = "images") -> str:
     """Per-class accuracy (recall) as bars with the counts behind each figure."""
     counts = np.asarray(counts, dtype=np.int64)
     rows = []
@@ -146,7 +153,7 @@ def per_class_html(counts: np.ndarray, classes: list[str]) -> str:
     return (
         f"{_STYLE}<div class='tlw-pc'><div class='tlw-pc-title'>Per-class accuracy</div>"
         "<div style='font-size:var(--jp-ui-font-size0,11px);color:var(--jp-ui-font-color2,#555);"
-        "margin-bottom:4px'>Share of each class's validation images predicted right (recall)."
+        f"margin-bottom:4px'>Share of each class's validation {noun} predicted right (recall)."
         f"</div><table>{''.join(rows)}</table></div>"
     )
 
@@ -157,16 +164,17 @@ class ConfusionMatrixView(widgets.VBox):
     ``counts`` (classes x classes, rows true) and ``classes`` are kept for code and tests.
     """
 
-    def __init__(self, counts: np.ndarray, classes: list[str]) -> None:
+    def __init__(self, counts: np.ndarray, classes: list[str], noun: str = "images") -> None:
+        self.noun = noun
         self.counts = np.asarray(counts, dtype=np.int64)
         self.classes = list(classes)
         self.mode = widgets.ToggleButtons(
             options=[("counts", "counts"), ("row %", "rates")], value="counts",
-            tooltips=["Number of images in each cell",
+            tooltips=[f"Number of {noun} in each cell",
                       "Share of each true class (row) that went to each column"],
             style={"button_width": "70px"},
         )
-        self.table = widgets.HTML(confusion_html(self.counts, self.classes, "counts"))
+        self.table = widgets.HTML(confusion_html(self.counts, self.classes, "counts", noun))
         self.mode.observe(self._on_mode, "value")
         title = widgets.HTML("<b>Confusion matrix</b>", layout=widgets.Layout(margin="0 12px 0 0"))
         head = widgets.HBox([title, self.mode], layout=widgets.Layout(align_items="center"))
@@ -174,7 +182,50 @@ class ConfusionMatrixView(widgets.VBox):
         self.add_class("tlw-confusion")
 
     def _on_mode(self, change: dict[str, Any]) -> None:
-        self.table.value = confusion_html(self.counts, self.classes, change["new"])
+        self.table.value = confusion_html(self.counts, self.classes, change["new"], self.noun)
+
+
+_TEXT_CHARS = 600  # a card's sentence is cut here (with an ellipsis) before CSS clamps it to 4 lines
+
+
+def _is_text(data: Any) -> bool:
+    return getattr(data, "modality", "image") == "text"
+
+
+def _text_html(sentence: str) -> str:
+    """A text shown as text (escaped: markup in a review never renders), clamped to four lines
+    with an ellipsis, the whole text in its hover title.
+
+    >>> "&lt;b&gt;" in _text_html("<b>bold</b> claim") and "title='&lt;b&gt;" in _text_html("<b>")
+    True
+    """
+    shown = sentence if len(sentence) <= _TEXT_CHARS else sentence[:_TEXT_CHARS - 1] + "…"
+    return (f"<div class='tlw-mk-text' title='{_esc(sentence)}'>"
+            f"<div class='tlw-mk-clamp'>{_esc(shown)}</div></div>")
+
+
+def _text_card(data: Any, idx: Any, row: dict[str, Any]) -> str:
+    try:
+        sentence = data.raw_text("valid", int(idx)) if idx is not None else row.get("path")
+    except Exception as err:  # noqa: BLE001 - a card must show what is missing, not fail
+        return f"<div class='tlw-mk-text'>(text unavailable: {_esc(type(err).__name__)})</div>"
+    if sentence is None:
+        return "<div class='tlw-mk-text'>(no text)</div>"
+    return _text_html(str(sentence))
+
+
+def _image_widget(data: Any, idx: Any) -> widgets.Widget:
+    if data is None or idx is None or not hasattr(data, "raw_image"):
+        return widgets.Label("(no image)")
+    try:
+        pil = data.raw_image("valid", int(idx)).copy()
+        pil.thumbnail((112, 112))
+        png = io.BytesIO()
+        pil.save(png, format="PNG")
+        return widgets.Image(value=png.getvalue(), format="png",
+                             layout=widgets.Layout(width="112px", height="auto"))
+    except Exception as err:  # noqa: BLE001
+        return widgets.Label(f"(image unavailable: {type(err).__name__})")
 
 
 def _mistakes_gallery(ev: Any, trainer: Any, k: int) -> widgets.Widget:
@@ -187,33 +238,30 @@ def _mistakes_gallery(ev: Any, trainer: Any, k: int) -> widgets.Widget:
     if not len(top):
         return widgets.HTML("<b>No mistakes on the validation set.</b>")
     data = getattr(trainer, "data", None)
+    text = _is_text(data)
+    width = 236 if text else 124  # a sentence needs a wider card than a thumbnail
     cards = []
     for row in top.to_dict("records"):
-        image: widgets.Widget = widgets.Label("(no image)")
         idx = row.get("index")
-        if data is not None and idx is not None and hasattr(data, "raw_image"):
-            try:
-                pil = data.raw_image("valid", int(idx)).copy()
-                pil.thumbnail((112, 112))
-                png = io.BytesIO()
-                pil.save(png, format="PNG")
-                image = widgets.Image(value=png.getvalue(), format="png",
-                                      layout=widgets.Layout(width="112px", height="auto"))
-            except Exception as err:  # noqa: BLE001
-                image = widgets.Label(f"(image unavailable: {type(err).__name__})")
         true, pred = str(row.get("true")), str(row.get("predicted"))
         prob = row.get("probability", math.nan)
         p = f"{prob:.2f}" if isinstance(prob, (int, float)) else str(prob)
-        text = widgets.HTML(
-            f"{_STYLE}<div class='tlw-mk'>"
-            f"<div class='tlw-mk-line'>true:&nbsp;{_name(true, 84)}</div>"
-            f"<div class='tlw-mk-line'>predicted:&nbsp;{_name(pred, 56)}</div>"
+        lines = (
+            f"<div class='tlw-mk-line'>true:&nbsp;{_name(true, width - 40)}</div>"
+            f"<div class='tlw-mk-line'>predicted:&nbsp;{_name(pred, width - 68)}</div>"
             f"<div class='tlw-mk-line' title='{_esc(f'the probability the model gave to {pred}')}'>"
-            f"p({_name(pred, 70, 'tlw-mk-p')})&nbsp;=&nbsp;{_esc(p)}</div></div>",
-            layout=widgets.Layout(width="124px"),
+            f"p({_name(pred, width - 54, 'tlw-mk-p')})&nbsp;=&nbsp;{_esc(p)}</div>"
         )
-        cards.append(widgets.VBox([image, text], layout=widgets.Layout(width="130px",
-                                                                      margin="4px")))
+        if text:
+            card: list[widgets.Widget] = [widgets.HTML(
+                f"{_STYLE}<div class='tlw-mk tlw-mk-card-text'>{_text_card(data, idx, row)}"
+                f"{lines}</div>", layout=widgets.Layout(width=f"{width}px"))]
+        else:
+            card = [_image_widget(data, idx),
+                    widgets.HTML(f"{_STYLE}<div class='tlw-mk'>{lines}</div>",
+                                 layout=widgets.Layout(width=f"{width}px"))]
+        cards.append(widgets.VBox(card, layout=widgets.Layout(width=f"{width + 6}px",
+                                                                margin="4px")))
     return widgets.VBox([
         widgets.HTML("<b>Worst mistakes</b> (highest loss first; p(class) is the probability "
                      "the model gave to the class it predicted)"),
@@ -228,11 +276,12 @@ def evaluation_widgets(ev: Any, trainer: Any, k: int) -> tuple[list[widgets.Widg
     classes = [str(c) for c in confusion.index]
     counts = confusion.to_numpy(dtype=np.int64)
     acc = float(getattr(ev, "accuracy", math.nan))
+    noun = "texts" if _is_text(getattr(trainer, "data", None)) else "images"
     header = widgets.HTML(
-        f"<b>Validation accuracy: {acc * 100:.1f}%</b> over {int(counts.sum())} images."
+        f"<b>Validation accuracy: {acc * 100:.1f}%</b> over {int(counts.sum())} {noun}."
     )
-    matrix = ConfusionMatrixView(counts, classes)
-    per_class = widgets.HTML(per_class_html(counts, classes))
+    matrix = ConfusionMatrixView(counts, classes, noun)
+    per_class = widgets.HTML(per_class_html(counts, classes, noun))
     body = widgets.HBox([matrix, per_class], layout=widgets.Layout(flex_flow="row wrap",
                                                                    align_items="flex-start"))
     return [header, body, _mistakes_gallery(ev, trainer, k)], matrix
