@@ -33,6 +33,7 @@ import { mergeScores, rankCell, rankOrder, rankedColumns, scoreDetails } from ".
 import { drawDetails as fillDetails } from "./model_browser/details.js";
 import { createRankBar } from "./model_browser/ranking.js";
 import { X_AXES, createScatter } from "./model_browser/scatter.js";
+import { mountModalities } from "./model_browser/text.js";
 
 const ROW_H = 26; // must match --tlw-mb-row-h in model_browser.css
 const VIEW_ROWS = 13; // the viewport's height in rows (css: calc(row-h * 13))
@@ -221,6 +222,7 @@ function render({ model, el }) {
   ]);
   root.appendChild(h("div", { class: "tlw-mb-lower" }, [details, plot]));
   el.appendChild(root);
+  const disposeText = mountModalities({ model, root }); // Images | Text (model_browser/text.js)
 
   // ---- rows ---------------------------------------------------------------------------------
   const pool = []; // row elements currently in the DOM, in window order
@@ -588,6 +590,7 @@ function render({ model, el }) {
     model.off("change:hub_detail", onHub);
     model.off("change:_scores", onScores);
     rankBar.dispose();
+    disposeText();
     themeWatch.disconnect();
     sizeWatch.disconnect();
   };

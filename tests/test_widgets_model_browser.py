@@ -459,3 +459,74 @@ def test_cancel_keeps_what_was_scored():
         browser.rank()
     browser.cancel_ranking()
     browser.wait_ranking(60)
+
+
+# ---------------------------------------------------------------- issue 14: the Text tab
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _wait_text(browser: ModelBrowser, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while browser._text["state"] == "loading" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return browser._text
+
+
+def test_the_text_tab_lists_text_catalog_encoders_offline_first(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False)
+    assert browser.modality == "image" and browser._text["state"] == "unloaded"  # nothing built
+    browser.set_state({"modality": "text"})  # a click on "Text" in the page
+    state = _wait_text(browser)
+    assert state["state"] == "ready"
+    expected = tlw.text_catalog()
+    rows = state["rows"]
+    assert [r["name"] for r in rows][0] == MINILM  # packaged, so offline: first
+    assert sorted(r["name"] for r in rows) == sorted(expected["name"])
+    minilm = rows[0]
+    assert minilm["cached"] is True and minilm["source"] == "packaged"
+    assert minilm["params_m"] == pytest.approx(22.7, abs=0.05)
+    assert (minilm["licence"], minilm["languages"], minilm["layers"]) == ("Apache-2.0", "English", 6)
+    curated = [r for r in rows if r["source"] == "curated"]
+    assert curated and not any(r["cached"] for r in curated)
+    sizes = [r["params_m"] for r in curated]
+    assert sizes == sorted(sizes)  # then the rest, smallest first
+    assert all(r["licence"] and r["languages"] and r["url"].startswith("https://") for r in rows)
+    json.dumps(state)  # travels as plain JSON
+
+
+def test_selecting_a_text_encoder_switches_to_text_and_creates_a_text_classifier(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False)
+    browser.selected = MINILM  # from code: the Text tab opens on it
+    assert browser.modality == "text" and browser._text["state"] == "ready"
+    assert browser.selected_row["source"] == "packaged"
+    model = browser.create_model(num_classes=3)
+    from tlwidgets.text.model import TextClassifier
+
+    assert isinstance(model, TextClassifier)
+    logits = model(model.tokenizer(["a fine film"], return_tensors="pt"))
+    assert logits.shape == (1, 3)
+    assert model.tlw_load_report.pretrained
+    with pytest.raises(tlw.ModelNotFoundError, match=r"Did you mean .*all-MiniLM-L6-v2.*text_catalog"):
+        browser.selected = "sentence-transformers/all-MiniLM-L6-v3"
+    browser.selected = "resnet18.a1_in1k"  # image names still work alongside
+    assert browser.selected_row["family"] == "resnet"
+
+
+def test_the_text_tab_takes_a_given_catalog_and_refuses_a_bad_one(monkeypatch):
+    frame = pd.DataFrame({"name": ["org/tiny", "org/here"], "params": [4e6, 1.1e8],
+                          "available_offline": [False, True], "source": ["curated", "hf cache"],
+                          "licence": ["MIT", "MIT"], "languages": ["<b>x</b>", "English"]})
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False, text_catalog=frame,
+                           modality="text")
+    assert browser._text["state"] == "ready"
+    assert [r["name"] for r in browser._text["rows"]] == ["org/here", "org/tiny"]
+    assert browser.text_catalog["name"].tolist() == ["org/tiny", "org/here"]
+    with pytest.raises(tlw.ConfigError, match="like tlw.text_catalog"):
+        ModelBrowser(catalog=small_catalog(), check_hub=False, text_catalog=[{"name": "x/y"}])
+    with pytest.raises(tlw.ConfigError, match="the same name twice"):
+        ModelBrowser(catalog=small_catalog(), check_hub=False,
+                     text_catalog=pd.DataFrame({"name": ["x/y", "x/y"]}))
+    with pytest.raises(tlw.ConfigError, match="'image' or 'text'"):
+        ModelBrowser(catalog=small_catalog(), check_hub=False, modality="audio")

@@ -1,4 +1,5 @@
-"""ModelBrowser: the timm catalog as one searchable, sortable, virtual-scrolled table.
+"""ModelBrowser: the timm catalog as one searchable, sortable, virtual-scrolled table, and a
+Text tab of Hugging Face text encoders (``tlw.text_catalog()``, see ``_text_browser.py``).
 
 The catalog travels to the page once, columnar: numbers as float32 binary buffers, flags as
 uint8, repetitive strings (family, pretraining, licence, interpolation) dictionary-encoded, the
@@ -23,6 +24,7 @@ from ._browser_scores import RANDOM_INIT, SCORE_SENTENCES, encode_scores, rankin
 from ._catalog_wire import encode_catalog, flag
 from ._rank_job import RankJob
 from ._static import static_file
+from ._text_browser import check_text_catalog, text_state
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -168,6 +170,15 @@ class ModelBrowser(anywidget.AnyWidget):
     >>> model = browser.create_model(num_classes=5)              # doctest: +SKIP
     >>> browser.data = tlw.sample_data(img_size=128)              # doctest: +SKIP
     >>> browser.rank(wait=True)[["rank", "model", "logme", "knn_accuracy"]]  # doctest: +SKIP
+
+    The Text tab (``modality="text"``, or a click on "Text" in the page) lists text encoders
+    from :func:`tlwidgets.text_catalog` (packaged, in the local Hugging Face cache, curated),
+    with size, licence, languages, source and "available offline" as for images; selecting one
+    and :meth:`create_model` make a text classifier through ``tlw.create_model``.
+
+    >>> browser = tlw.ModelBrowser(modality="text")                        # doctest: +SKIP
+    >>> browser.selected = "sentence-transformers/all-MiniLM-L6-v2"       # doctest: +SKIP
+    >>> model = browser.create_model(num_classes=2)                        # doctest: +SKIP
     """
 
     _esm = static_file("model_browser.js")
@@ -206,6 +217,17 @@ class ModelBrowser(anywidget.AnyWidget):
         "rank_seconds, rank_error, looks_like, imagenet_*), similarity cards, explain."
     ).tag(sync=True)
 
+    modality = traitlets.Unicode(
+        "image",
+        help="Which models the page lists: 'image' (timm) or 'text' (Hugging Face encoders, "
+        "tlw.text_catalog(), built in the background the first time the Text tab opens).",
+    ).tag(sync=True)
+    _text = traitlets.Dict(
+        help="The Text tab: state ('unloaded', 'loading', 'ready', 'failed'), rows (name, "
+        "source, params_m, layers, hidden, model_type, licence, languages, cached, url), "
+        "note (the order they are in) and error; see _text_browser.text_state()."
+    ).tag(sync=True)
+
     def __init__(
         self,
         catalog: pd.DataFrame | None = None,
@@ -214,6 +236,8 @@ class ModelBrowser(anywidget.AnyWidget):
         data: Any = None,
         candidates: Any = None,
         per_class: int | None = 50,
+        text_catalog: pd.DataFrame | None = None,
+        modality: str = "image",
         **kwargs: Any,
     ) -> None:
         if catalog is None:
@@ -240,10 +264,18 @@ class ModelBrowser(anywidget.AnyWidget):
 
             check_data(data, "train")
         self._data = data
+        self._text_frame: pd.DataFrame | None = None
+        self._text_lock = threading.Lock()
+        if text_catalog is not None:
+            self._text_frame = check_text_catalog(text_catalog)
         super().__init__(_catalog=payload, hub="checking" if probe else "unknown",
+                         _text=text_state("ready" if self._text_frame is not None
+                                          else "unloaded", self._text_frame),
                          ranking=self._ranking_state("ready" if data is not None
                                                      else "unavailable"), **kwargs)
         self.on_msg(self._handle_message)
+        self.observe(self._on_modality, "modality")
+        self.modality = modality
         if selected:
             self.selected = selected
         if probe:
@@ -428,16 +460,63 @@ class ModelBrowser(anywidget.AnyWidget):
         self.cancel_ranking()
         super().close()
 
+    # ---- the Text tab ------------------------------------------------------------------------
+    @traitlets.validate("modality")
+    def _validate_modality(self, proposal: dict[str, Any]) -> str:
+        if proposal["value"] not in ("image", "text"):
+            raise ConfigError(f"modality must be 'image' or 'text', not {proposal['value']!r}.")
+        return proposal["value"]
+
+    def _on_modality(self, change: dict[str, Any]) -> None:
+        if change["new"] == "text" and self._text_frame is None and \
+                self._text.get("state") != "loading":
+            self._text = text_state("loading")
+            threading.Thread(target=self._load_text, name="tlw-text-catalog", daemon=True).start()
+
+    def _load_text(self) -> pd.DataFrame | None:
+        with self._text_lock:  # the page's first click and a call from code build it once
+            if self._text_frame is None:
+                from ..text.catalog import text_catalog
+
+                try:
+                    self._text_frame = check_text_catalog(text_catalog())
+                except Exception as err:  # noqa: BLE001 - the page says why, the call re-raises
+                    self._text = text_state("failed", error=f"{type(err).__name__}: {err}")
+                    raise
+                self._text = text_state("ready", self._text_frame)
+        return self._text_frame
+
+    @property
+    def text_catalog(self) -> pd.DataFrame:
+        """The Text tab's encoders (``tlw.text_catalog()``, built on first use; a copy).
+
+        >>> browser.text_catalog.query("available_offline")["name"].tolist()  # doctest: +SKIP
+        ['sentence-transformers/all-MiniLM-L6-v2']
+        """
+        frame = self._load_text()
+        assert frame is not None
+        return frame.copy()
+
+    def _text_names(self, build: bool) -> frozenset[str]:
+        frame = self._load_text() if build else self._text_frame
+        return frozenset(frame["name"].astype(str)) if frame is not None else frozenset()
+
     @traitlets.validate("selected")
     def _validate_selected(self, proposal: dict[str, Any]) -> str:
         name = proposal["value"]
+        if name and name not in self._names and "/" in name and \
+                name in self._text_names(build=True):
+            if self.modality != "text":
+                self.modality = "text"
+            return name
         if name and name not in self._names:
-            close = difflib.get_close_matches(name, sorted(self._names), n=3, cutoff=0.6)
+            pool = self._names | (self._text_names(build=False) if "/" in name else frozenset())
+            close = difflib.get_close_matches(name, sorted(pool), n=3, cutoff=0.6)
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise ModelNotFoundError(
                 f"{name!r} is not in this browser's catalog.{hint} Use a name from "
                 "browser.catalog['name'] (timm 'arch.tag' names such as 'resnet50.a1_in1k'), "
-                "or '' to clear the selection."
+                "browser.text_catalog['name'] for a text encoder, or '' to clear the selection."
             )
         return name
 
@@ -460,6 +539,8 @@ class ModelBrowser(anywidget.AnyWidget):
         if not self.selected:
             return None
         frame = self._frame
+        if self._text_frame is not None and self.selected in self._text_names(build=False):
+            frame = self._text_frame
         hit = frame.loc[frame["name"] == self.selected]
         if hit.empty and self._extra is not None and len(self._extra):
             hit = self._extra.loc[self._extra["name"] == self.selected]
@@ -481,7 +562,8 @@ class ModelBrowser(anywidget.AnyWidget):
         """Build the selected model with a fresh ``num_classes`` head, through ``tlw.create_model``.
 
         ``weights`` (``"auto"``, ``"hub"``, ``"none"`` or a file) and ``timm_kwargs`` are passed
-        on unchanged: see :func:`tlwidgets.create_model`.
+        on unchanged: see :func:`tlwidgets.create_model`. A text encoder selected in the Text tab
+        makes a text classifier the same way (``tlw.create_model(name, num_classes)``).
 
         >>> browser.selected = "resnet18.a1_in1k"                     # doctest: +SKIP
         >>> model = browser.create_model(num_classes=3, weights="none")  # doctest: +SKIP
@@ -495,6 +577,8 @@ class ModelBrowser(anywidget.AnyWidget):
         from ..weights import create_model
 
         name = self.selected
+        if name in self._text_names(build=False):
+            return create_model(name, num_classes, weights=weights, **timm_kwargs)
         if name not in set(self._frame["name"].astype(str)):  # a ranked model, not a catalog row
             if not name.endswith(RANDOM_INIT):
                 raise ConfigError(
