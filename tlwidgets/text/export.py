@@ -67,7 +67,7 @@ def _inputs(model: TextClassifier, tokenizer: Any) -> list[str]:
     # what the collate gives (ids, mask, token types where the tokenizer makes them) and the
     # encoder takes, in a fixed order
     wanted = [n for n in order if n in ("input_ids", "attention_mask") or n in names]
-    return [n for n in wanted if n in model._accepts or n == "input_ids"]  # noqa: SLF001
+    return [n for n in wanted if n in model._accepts or n == "input_ids"]
 
 
 def text_export_config(model: TextClassifier, data: Any, format: str) -> dict[str, Any]:
@@ -218,7 +218,7 @@ def _write_torchscript(model: TextClassifier, names: list[str], path: Path, tok:
             # user asked for it explicitly (the export test checks other shapes give the same)
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(_Positional(cpu, names), example, strict=False)
-    except Exception as exc:  # noqa: BLE001 - a model TorchScript cannot trace: say so, no traceback
+    except Exception as exc:  # a model TorchScript cannot trace: say so, not a deep traceback
         raise ExportError(
             f"TorchScript cannot trace this {type(model.encoder).__name__} "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); export "
