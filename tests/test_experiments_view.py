@@ -66,19 +66,19 @@ def test_the_view_runs_the_experiments_and_plots_them(senders):
     assert view.progress.value == view.progress.max
     summary = ex.summarize(table)
     for (init, recipe), mark in zip([(i, r) for i in ex.INITS for r in ARGS["recipes"]],
-                                    view._lines.values(), strict=True):
+                                    view.charts.lines.values(), strict=True):
         s = summary[(summary["init"] == init) & (summary["recipe"] == recipe)]
         np.testing.assert_allclose(mark.x, [1, 2, 4])
         np.testing.assert_allclose(mark.y, s["mean"], rtol=1e-6)
-        band = view._bands[mark.labels[0]].y
+        band = view.charts.bands[mark.labels[0]].y
         np.testing.assert_allclose(band, np.vstack([s["low"], s["high"]]), rtol=1e-6)
-    assert list(view._bars.x) == ["clean", *ex.DEFAULT_CORRUPTIONS]
+    assert list(view.charts.bars.x) == ["clean", *ex.DEFAULT_CORRUPTIONS]
     means = view.robustness_table.groupby(["model", "corruption"])["accuracy"].mean()
-    assert view._bars.y[0][1] == pytest.approx(means[("pretrained, head only", "noise")])
+    assert view.charts.bars.y[0][1] == pytest.approx(means[("pretrained, head only", "noise")])
     assert set(view.calibrations) == set(view.trainers) == {
         "pretrained, head only", "pretrained, all layers", "scratch, head only",
         "scratch, all layers"}
-    assert all(len(m.x) > 0 for m in view._rel_lines.values())
+    assert all(len(m.x) > 0 for m in view.charts.reliability_lines.values())
     # the readings are the core's, from these results
     assert view.readings["data"] == ex.read_data_efficiency(table)
     assert view.readings["compute"] == ex.read_compute(table)
@@ -101,7 +101,7 @@ def test_stop_keeps_the_finished_runs_and_their_points():
     table = view.table
     assert 3 <= len(table) < 24
     assert view.robustness_table.empty  # stopped before the robustness step
-    plotted = sum(len(m.x) for m in view._lines.values())
+    plotted = sum(len(m.x) for m in view.charts.lines.values())
     assert plotted == len(ex.summarize(table))
     assert f"Stopped: {len(table)} finished runs kept" in view.status.value
     assert table.equals(view.table)  # kept, not cleared
@@ -122,8 +122,8 @@ def test_compute_axis_switches_between_seconds_and_epochs():
     view.compute_x.value = "epochs"
     curve = ex.compute_curve(view.table, x="epochs")
     first = curve[(curve["init"] == "pretrained") & (curve["recipe"] == "head")]
-    np.testing.assert_allclose(view._compute_lines["pretrained, head only"].x, first["epochs"])
-    assert view._compute_axis.label == "epochs"
+    np.testing.assert_allclose(view.charts.compute_lines["pretrained, head only"].x, first["epochs"])
+    assert view.charts.compute_axis.label == "epochs"
     assert view.progress.value == view.progress.max == 12
 
 

@@ -28,7 +28,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import bqplot as bq
 import ipywidgets as widgets
 import numpy as np
 import pandas as pd
@@ -36,22 +35,12 @@ import pandas as pd
 from .. import experiments as ex
 from ..errors import ConfigError, TrainerStateError
 from ..experiments.readings import pct, recipe_label
+from ._experiment_charts import ExperimentCharts, curve_label
 from ._publisher import Publisher
 
 __all__ = ["ExperimentView"]
 
-_INIT_COLORS = {"pretrained": "#1f77b4", "scratch": "#ff7f0e"}
-_OTHER_COLORS = ["#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-_DASHES = ["solid", "dashed", "dotted", "dash_dotted"]
 _TERMINAL = ("finished", "stopped", "failed")
-
-
-def _f32(a: Any) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float32)
-
-
-def _curve_label(init: str, recipe: str) -> str:
-    return f"{init}, {recipe_label(recipe)}"
 
 
 class ExperimentView(widgets.VBox):
@@ -109,7 +98,7 @@ class ExperimentView(widgets.VBox):
         self._publisher = Publisher(self, refresh_hz, on_error=ExperimentView._update_failed,
                                     name="tlw-experiment-publisher")
         super().__init__([self._header, self._controls, self._progress_row, self.error_box,
-                          self._legend, self._grid, self._table_box])
+                          self.charts.legend, self.charts.grid, self._table_box])
         self.add_class("tlw-experiment-view")
 
     # ------------------------------------------------------------------ buffers (any thread)
@@ -138,7 +127,7 @@ class ExperimentView(widgets.VBox):
             self._jobs_done += 1
             keep = row["size"] == self._keep_size and row["repeat"] == 0
             if keep and row["status"] == "finished":
-                self._kept[_curve_label(row["init"], row["recipe"])] = result.trainer
+                self._kept[curve_label(row["init"], row["recipe"])] = result.trainer
             self._version += 1
         self._publisher.kick()
 
@@ -186,8 +175,7 @@ class ExperimentView(widgets.VBox):
     @property
     def readings(self) -> dict[str, str]:
         """The sentence under each chart, as shown now."""
-        return {name: html.unescape(_strip_tags(w.value))
-                for name, w in self._reading_widgets.items()}
+        return self.charts.readings
 
     # ------------------------------------------------------------------ commands
     def start(self) -> ExperimentView:
@@ -273,7 +261,7 @@ class ExperimentView(widgets.VBox):
                         self._jobs_done += 1
             if self._stop_event.is_set():
                 state = "stopped"
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any failure ends the run as "failed", shown
             state, error = "failed", f"{type(err).__name__}: {err}"
         self._changed(_state=state, _error=error)
 
@@ -306,128 +294,11 @@ class ExperimentView(widgets.VBox):
         self._progress_row = widgets.HBox([self.progress, self.status])
         self.error_box = widgets.HTML(layout=widgets.Layout(display="none"))
 
-        fig_layout = widgets.Layout(width="100%", height="280px", min_width="300px")
-        margin = {"top": 40, "bottom": 45, "left": 60, "right": 15}
-        sizes = self._args["sizes"]
-
-        # less data: accuracy vs images per class, mean line + band per init x recipe
-        self._x_size = bq.LogScale(min=float(min(sizes)) * 0.8, max=float(max(sizes)) * 1.25)
-        self._y_acc = bq.LinearScale(min=0.0, max=1.0)
-        self._bands, self._lines, self._gap_lines, self._compute_lines = {}, {}, {}, {}
-        self._x_compute = bq.LogScale()
-        self._y_gap = bq.LinearScale(min=-0.1, max=1.0)
-        for k, (init, recipe) in enumerate(self._curves):
-            color = _INIT_COLORS.get(init, _OTHER_COLORS[k % len(_OTHER_COLORS)])
-            dash = _DASHES[self._args["recipes"].index(recipe) % len(_DASHES)]
-            label = _curve_label(init, recipe)
-            style = {"colors": [color], "line_style": dash, "labels": [label],
-                     "marker": "circle", "marker_size": 28,
-                     "stroke_width": 2}
-            self._bands[label] = bq.Lines(
-                x=np.zeros(0), y=np.zeros((2, 0)), scales={"x": self._x_size, "y": self._y_acc},
-                fill="between", fill_colors=[color], fill_opacities=[0.18], stroke_width=0,
-                colors=[color], opacities=[0.0])
-            self._lines[label] = bq.Lines(x=[], y=[], scales={"x": self._x_size, "y": self._y_acc},
-                                          **style)
-            self._compute_lines[label] = bq.Lines(
-                x=[], y=[], scales={"x": self._x_compute, "y": self._y_acc}, **style)
-            self._gap_lines[label] = bq.Lines(
-                x=[], y=[], scales={"x": self._x_size, "y": self._y_gap}, **style)
-        chance = 1.0 / len(self.data.classes)
-        self._chance = bq.Lines(x=[float(min(sizes)) * 0.8, float(max(sizes)) * 1.25],
-                                y=[chance, chance], scales={"x": self._x_size, "y": self._y_acc},
-                                colors=["#999999"], line_style="dashed", stroke_width=1,
-                                labels=["chance"])
-        size_axis = bq.Axis(scale=self._x_size, label="training images per class",
-                            tick_values=np.asarray(sizes, dtype=float), tick_format="d")
-        acc_axis = bq.Axis(scale=self._y_acc, side="left", label="valid accuracy",
-                           tick_format=".0%", label_offset="45px")
-        self.data_figure = bq.Figure(
-            marks=[self._chance, *self._bands.values(), *self._lines.values()],
-            axes=[size_axis, acc_axis], title="Less data",
-            animation_duration=0, fig_margin=margin, layout=fig_layout)
-
-        self.compute_x = widgets.ToggleButtons(options=["seconds", "epochs"], value="seconds",
-                                               style={"button_width": "84px"})
+        self.charts = ExperimentCharts(self._args["sizes"], self._curves, self._args["recipes"],
+                                       self._severities, len(self.data.classes))
+        self.compute_x = self.charts.compute_x
         self.compute_x.observe(self._on_compute_x, "value")
-        self._compute_axis = bq.Axis(scale=self._x_compute, label="training wall seconds",
-                                     tick_format=".2g")
-        self.compute_figure = bq.Figure(
-            marks=list(self._compute_lines.values()),
-            axes=[self._compute_axis, bq.Axis(scale=self._y_acc, side="left", tick_format=".0%",
-                                              label="valid accuracy", label_offset="45px")],
-            title="Less compute", animation_duration=0,
-            fig_margin=margin, layout=fig_layout)
-
-        self.gap_figure = bq.Figure(
-            marks=list(self._gap_lines.values()),
-            axes=[bq.Axis(scale=self._x_size, label="training images per class",
-                          tick_values=np.asarray(sizes, dtype=float), tick_format="d"),
-                  bq.Axis(scale=self._y_gap, side="left", tick_format=".0%",
-                          label="train − valid accuracy", label_offset="45px")],
-            title="Generalisation gap", animation_duration=0,
-            fig_margin=margin, layout=fig_layout)
-
-        self._x_corr = bq.OrdinalScale()
-        labels = [_curve_label(i, r) for i, r in self._curves]
-        colors = [_INIT_COLORS.get(i, _OTHER_COLORS[k % len(_OTHER_COLORS)])
-                  for k, (i, _) in enumerate(self._curves)]
-        self._bars = bq.Bars(x=np.array([], dtype=str), y=np.zeros((len(labels), 0)),
-                             type="grouped",
-                             scales={"x": self._x_corr, "y": self._y_acc}, colors=colors,
-                             labels=labels, padding=0.2,
-                             opacities=[0.55 if r != self._args["recipes"][0] else 1.0
-                                        for _, r in self._curves])
-        self.robustness_figure = bq.Figure(
-            marks=[self._bars],
-            axes=[bq.Axis(scale=self._x_corr, label="corruption (mean over severities "
-                          f"{', '.join(map(str, self._severities))})"),
-                  bq.Axis(scale=self._y_acc, side="left", tick_format=".0%",
-                          label="valid accuracy", label_offset="45px")],
-            title="Robustness", animation_duration=0,
-            fig_margin=margin, layout=fig_layout)
-
-        self._x_conf = bq.LinearScale(min=0.0, max=1.0)
-        self._diag = bq.Lines(x=[0.0, 1.0], y=[0.0, 1.0],
-                              scales={"x": self._x_conf, "y": self._y_acc}, colors=["#999999"],
-                              line_style="dashed", stroke_width=1,
-                              labels=["perfectly calibrated"])
-        self._rel_lines = {
-            _curve_label(i, r): bq.Lines(
-                x=[], y=[], scales={"x": self._x_conf, "y": self._y_acc}, colors=[c],
-                line_style=_DASHES[self._args["recipes"].index(r) % len(_DASHES)],
-                marker="circle", marker_size=24, labels=[_curve_label(i, r)])
-            for (i, r), c in zip(self._curves, colors, strict=True)
-        }
-        self.calibration_figure = bq.Figure(
-            marks=[self._diag, *self._rel_lines.values()],
-            axes=[bq.Axis(scale=self._x_conf, label="confidence (top probability)",
-                          tick_format=".0%"),
-                  bq.Axis(scale=self._y_acc, side="left", tick_format=".0%",
-                          label="accuracy", label_offset="45px")],
-            title="Calibration (reliability)", animation_duration=0,
-            fig_margin=margin, layout=fig_layout)
-
-        # one legend for every chart (bqplot's legends sit on top of the points)
-        self._legend = widgets.HTML(_legend_html(
-            [(label, colors[k], _DASHES[self._args["recipes"].index(r) % len(_DASHES)])
-             for k, (label, (_, r)) in enumerate(zip(labels, self._curves, strict=True))]
-            + [("chance / perfect calibration", "#999999", "dashed")]))
-        self._legend.add_class("tlw-experiment-legend")
-        self._reading_widgets = {name: widgets.HTML("") for name in
-                                 ("data", "compute", "generalization", "robustness", "calibration")}
-        for w in self._reading_widgets.values():
-            w.add_class("tlw-experiment-reading")
         self._placeholder_readings()
-        cells = [
-            widgets.VBox([self.data_figure, self._reading_widgets["data"]]),
-            widgets.VBox([self.compute_figure, self.compute_x, self._reading_widgets["compute"]]),
-            widgets.VBox([self.gap_figure, self._reading_widgets["generalization"]]),
-            widgets.VBox([self.robustness_figure, self._reading_widgets["robustness"]]),
-            widgets.VBox([self.calibration_figure, self._reading_widgets["calibration"]]),
-        ]
-        self._grid = widgets.GridBox(cells, layout=widgets.Layout(
-            grid_template_columns="repeat(auto-fill, minmax(420px, 1fr))", grid_gap="8px"))
         self.table_html = widgets.HTML("<i>No finished run yet.</i>")
         self.table_html.add_class("tlw-experiment-table")
         self._table_box = widgets.Accordion([self.table_html], titles=("Table of runs",))
@@ -435,14 +306,7 @@ class ExperimentView(widgets.VBox):
 
     def _reset_marks(self) -> None:
         with self._flush_lock:
-            for label in self._lines:
-                for mark in (self._lines[label], self._compute_lines[label], self._gap_lines[label],
-                             self._rel_lines[label]):
-                    with mark.hold_sync():
-                        mark.x, mark.y = _f32([]), _f32([])
-                with self._bands[label].hold_sync():
-                    self._bands[label].x = _f32([])
-                    self._bands[label].y = np.zeros((2, 0), np.float32)
+            self.charts.reset()
             self._flushed = -1
 
     def _on_compute_x(self, _: Any) -> None:
@@ -451,14 +315,9 @@ class ExperimentView(widgets.VBox):
         self.flush()
 
     def _placeholder_readings(self) -> None:
-        later = (f"Scored after the training runs, on the models trained with {self._keep_size} "
-                 "images per class." if self._corruptions else "Not run (robustness=False).")
-        texts = {"data": "The accuracy of each size appears as its runs finish.",
-                 "compute": "Accuracy against the training time of the same runs.",
-                 "generalization": "Training minus validation accuracy of the same runs.",
-                 "robustness": later, "calibration": later}
-        for name, text in texts.items():
-            self._reading_widgets[name].value = _reading_html(text, italic=True)
+        self.charts.placeholders(
+            f"Scored after the training runs, on the models trained with {self._keep_size} "
+            "images per class." if self._corruptions else "Not run (robustness=False).")
 
     def _set_buttons(self) -> None:
         running = self._state in ("running", "stopping")
@@ -470,7 +329,7 @@ class ExperimentView(widgets.VBox):
             paths = self.save()
             self.save_note.value = ("Saved " + ", ".join(html.escape(str(p)) for p in paths)
                                     + ".")
-        except Exception as err:  # a bad path is shown, not raised into the void
+        except Exception as err:  # noqa: BLE001 - a bad path is shown, not raised into the void
             self._show_error(f"Could not save: {err}")
 
     def _update_failed(self, err: Exception) -> None:
@@ -498,12 +357,13 @@ class ExperimentView(widgets.VBox):
             self._flushed = version
             table = ex.table_from_rows(rows)
             if len(table):
-                self._flush_curves(table)
+                self.charts.show_curves(table)
                 self.table_html.value = _table_html(table)
             if robust:
-                self._flush_robustness(pd.DataFrame(robust, columns=list(ex.ROBUSTNESS_COLUMNS)))
+                self.charts.show_robustness(
+                    pd.DataFrame(robust, columns=list(ex.ROBUSTNESS_COLUMNS)), self._corruptions)
             if cals:
-                self._flush_calibration(cals)
+                self.charts.show_calibration(cals)
             if final or state in _TERMINAL:
                 self._set_buttons()
 
@@ -514,7 +374,7 @@ class ExperimentView(widgets.VBox):
             text = f"Robustness and calibration of the {len(self._curves)} largest-size models…"
         elif state in ("running", "stopping") and progress:
             text = (f"Run {progress['done'] + 1}/{progress['total']}: {progress['size']} per "
-                    f"class, {html.escape(_curve_label(progress['init'], progress['recipe']))}, "
+                    f"class, {html.escape(curve_label(progress['init'], progress['recipe']))}, "
                     f"repeat {progress['repeat'] + 1}, "
                     f"epoch {progress['epoch']}/{progress['epochs']}")
         elif state == "running":
@@ -528,98 +388,6 @@ class ExperimentView(widgets.VBox):
         self.status.value = f"<span data-state='{state}'>{text}</span>"
         if error:
             self._show_error(error)
-
-    def _flush_curves(self, table: pd.DataFrame) -> None:
-        acc = ex.summarize(table)
-        gap = ex.summarize(table, "gap")
-        comp = ex.compute_curve(table, x=self.compute_x.value)
-        for init, recipe in self._curves:
-            label = _curve_label(init, recipe)
-            a = acc[(acc["init"] == init) & (acc["recipe"] == recipe)]
-            g = gap[(gap["init"] == init) & (gap["recipe"] == recipe)]
-            c = comp[(comp["init"] == init) & (comp["recipe"] == recipe)]
-            with self._lines[label].hold_sync():
-                self._lines[label].x, self._lines[label].y = _f32(a["size"]), _f32(a["mean"])
-            with self._bands[label].hold_sync():
-                self._bands[label].x = _f32(a["size"])
-                self._bands[label].y = _f32(np.vstack([a["low"], a["high"]]).reshape(2, -1))
-            with self._gap_lines[label].hold_sync():
-                self._gap_lines[label].x = _f32(g["size"])
-                self._gap_lines[label].y = _f32(g["mean"])
-            x = self.compute_x.value
-            with self._compute_lines[label].hold_sync():
-                self._compute_lines[label].x = _f32(np.maximum(c[x], 1e-3))
-                self._compute_lines[label].y = _f32(c["accuracy"])
-        with self._compute_axis.hold_sync():
-            self._compute_axis.label = ("training wall seconds"
-                                        if self.compute_x.value == "seconds" else "epochs")
-            ticks = _log_ticks(comp[self.compute_x.value])
-            self._compute_axis.tick_values = ticks
-        vals = comp[self.compute_x.value].to_numpy(dtype=float)
-        vals = vals[np.isfinite(vals) & (vals > 0)]
-        if len(vals):  # pad the range so the first and last points are not on the axes
-            with self._x_compute.hold_sync():
-                self._x_compute.min = float(min(vals.min(), *ticks[:1]) / 1.3)
-                self._x_compute.max = float(max(vals.max(), *ticks[-1:]) * 1.3)
-        r = self._reading_widgets
-        r["data"].value = _reading_html(ex.read_data_efficiency(table))
-        r["compute"].value = _reading_html(ex.read_compute(table, x=self.compute_x.value))
-        r["generalization"].value = _reading_html(ex.read_generalization(table))
-
-    def _flush_robustness(self, robust: pd.DataFrame) -> None:
-        cats = ["clean", *[c for c in self._corruptions if c in set(robust["corruption"])]]
-        means = robust.assign(corruption=robust["corruption"].replace("none", "clean")) \
-            .groupby(["model", "corruption"])["accuracy"].mean()
-        y = np.array([[means.get((_curve_label(i, r), c), np.nan) for c in cats]
-                      for i, r in self._curves], dtype=np.float32)
-        with self._bars.hold_sync():
-            self._bars.x, self._bars.y = np.asarray(cats), np.nan_to_num(y, nan=0.0)
-        self._reading_widgets["robustness"].value = _reading_html(ex.read_robustness(robust))
-
-    def _flush_calibration(self, cals: dict[str, ex.Calibration]) -> None:
-        for label, cal in cals.items():
-            bins = cal.bins[cal.bins["count"] > 0]
-            mark = self._rel_lines.get(label)
-            if mark is not None:
-                with mark.hold_sync():
-                    mark.x, mark.y = _f32(bins["confidence"]), _f32(bins["accuracy"])
-        self._reading_widgets["calibration"].value = _reading_html(ex.read_calibration(cals))
-
-
-def _log_ticks(values: Any) -> np.ndarray:
-    """1-2-5 ticks over the range of ``values`` (d3's log ticks crowd a narrow range)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v) & (v > 0)]
-    if not len(v):
-        return np.zeros(0)
-    lo, hi = v.min() / 1.3, v.max() * 1.3
-    nice = np.array([m * 10.0 ** e for e in range(-3, 6) for m in (1, 2, 5)])
-    ticks = nice[(nice >= lo) & (nice <= hi)]
-    if len(ticks) > 7:
-        ticks = ticks[::2]
-    return ticks if len(ticks) >= 2 else np.unique(np.round([v.min(), v.max()], 3))
-
-
-def _reading_html(text: str, italic: bool = False) -> str:
-    body = f"<i>{html.escape(text)}</i>" if italic else html.escape(text)
-    return f"<div style='line-height:1.45;padding:2px 4px 10px 4px'>{body}</div>"
-
-
-def _legend_html(entries: list[tuple[str, str, str]]) -> str:
-    dash = {"solid": "", "dashed": "6,4", "dotted": "2,3", "dash_dotted": "6,3,2,3"}
-    items = []
-    for label, color, style in entries:
-        items.append(
-            f"<span style='margin-right:18px;white-space:nowrap'><svg width='28' height='10'>"
-            f"<line x1='1' y1='5' x2='27' y2='5' stroke='{color}' stroke-width='2.5' "
-            f"stroke-dasharray='{dash.get(style, '')}'/></svg> {html.escape(label)}</span>")
-    return "<div>" + "".join(items) + "</div>"
-
-
-def _strip_tags(text: str) -> str:
-    import re
-
-    return re.sub(r"<[^>]+>", "", text)
 
 
 def _table_html(table: pd.DataFrame) -> str:
