@@ -5,7 +5,8 @@ training image it is given into ``$TLW_TEST_TRACE/seen-rank<R>.txt`` (the index 
 image's third channel), so the test can check what each rank saw. On ranks other than 0 every
 attempt to write into the run folder is refused and recorded in ``writes-rank<R>.txt``.
 ``TLW_TEST_SLEEP`` (seconds) slows each training step down; ``TLW_TEST_KILL`` =
-``"<rank>:<n>"`` makes that rank SIGKILL itself at its n-th training forward.
+``"<rank>:<n>"`` makes that rank SIGKILL itself at its n-th training forward. Each gradient
+all-reduce of DDP is recorded as a line of ``syncs-rank<R>.txt`` (a comm hook).
 """
 
 from __future__ import annotations
@@ -137,9 +138,37 @@ def _refuse_writes_into(run_dir: str, record: Path) -> None:
         setattr(os, name, guard1(name))
 
 
+def _count_gradient_syncs(record: Path) -> None:
+    """Write a line to ``record`` each time DDP all-reduces a gradient bucket (a comm hook on
+    every DDP wrapper the Trainer makes)."""
+    import torch.distributed as dist
+
+    from tlwidgets.training.distributed import Distributed
+
+    real_wrap = Distributed.wrap
+
+    def wrap(self, model, version=None):
+        ddp = real_wrap(self, model, version)
+        if not getattr(ddp, "_tlw_test_counted", False):
+            def hook(state, bucket):
+                with open(record, "a") as fh:
+                    fh.write(f"{bucket.index()}\n")
+                buf = bucket.buffer().div_(dist.get_world_size())
+                return dist.all_reduce(buf, async_op=True).get_future().then(
+                    lambda fut: fut.value()[0])
+
+            ddp.register_comm_hook(None, hook)
+            ddp._tlw_test_counted = True
+        return ddp
+
+    Distributed.wrap = wrap
+
+
 def build(run_dir: str):
     trace = os.environ.get("TLW_TEST_TRACE")
     rank = os.environ.get("RANK", "0")
+    if trace:
+        _count_gradient_syncs(Path(trace) / f"syncs-rank{rank}.txt")
     if trace and rank != "0":
         _refuse_writes_into(run_dir, Path(trace) / f"writes-rank{rank}.txt")
     data = make_data()

@@ -94,7 +94,7 @@ def test_two_processes_train_as_one_run(tmp_path: Path, monkeypatch) -> None:
     job = tlw.launch(recipe, nproc=2, run_dir=tmp_path / "run", env=job_env(trace))
     follower = follow(job, events)
     assert job.wait(timeout=240) == "finished", job.log()[-3000:]
-    assert job.returncode == 0
+    assert job.returncode == 0, job.log()[-4000:]
     wait_for(lambda: any(e.kind == "state" and e.data["state"] == "finished"
                          for e in events[1:]), 30, "the follower's final state")
     follower.close()
@@ -120,6 +120,12 @@ def test_two_processes_train_as_one_run(tmp_path: Path, monkeypatch) -> None:
         assert a.isdisjoint(b) and a | b == train_ids and len(a) == len(b) == len(train_ids) // 2
         halves.append(a)
     assert halves[0] != halves[1]  # reshuffled for the second epoch
+
+    # grad_accum=2: the gradients were all-reduced once per optimizer step (the first
+    # micro-batch of each runs under DDP's no_sync), not once per batch; one bucket a step
+    for r in (0, 1):
+        syncs = (trace / f"syncs-rank{r}.txt").read_text().split()
+        assert len(syncs) == n // 2, (r, syncs)
 
     # only rank 0 wrote the folder: rank 1 could not, and never tried
     assert not (trace / "writes-rank1.txt").exists()

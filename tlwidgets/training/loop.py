@@ -8,7 +8,9 @@ nothing else in tlwidgets calls ``loss.backward()`` or ``optimizer.step()``. It 
 2. ``before_update()`` when a new optimizer step begins (the caller sets the learning rate);
 3. move the batch with the :class:`~tlwidgets._runtime.DeviceContext` (tensors or dicts of
    tensors), forward under its autocast, cross-entropy in float32, backward (scaled by the
-   grad scaler for fp16, divided by ``grad_accum``);
+   grad scaler for fp16, divided by ``grad_accum``); when ``forward`` is a
+   ``DistributedDataParallel`` and ``grad_accum > 1``, the micro-batches that only accumulate run
+   under its ``no_sync()``, so gradients are all-reduced once per optimizer step, not per batch;
 4. every ``grad_accum`` batches (and at the last batch): gradient clipping (timm's
    ``dispatch_clip_grad``), the optimizer step, ``zero_grad``, ``after_update()``;
 5. the loss value: on the CPU read at once and checked *before* the optimizer step; on CUDA/MPS
@@ -35,6 +37,7 @@ loss, Ctrl-C) puts them back as they were before it.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -205,6 +208,11 @@ class StepLoop:
         """
         ctx, accum = self.ctx, self.grad_accum
         lag = ctx.is_accelerator
+        # DistributedDataParallel's no_sync, where the accumulation's end is known in advance (a
+        # sized loader or max_batches): the last micro-batch of each step then syncs for all
+        no_sync = getattr(forward, "no_sync", None) if accum > 1 else None
+        if no_sync is not None and max_batches is None and not hasattr(batches, "__len__"):
+            no_sync = None
         self._buffers = _Snapshot(model, params=False)
         weights = _Snapshot(model, params=True) if lag else None
         pending: list[tuple[dict[str, Any], torch.Tensor, Any]] = []
@@ -223,25 +231,28 @@ class StepLoop:
                     before_update()
                 self._buffers.take()
                 self._step_open = True
+                updates = (micro + 1 == accum or (max_batches is not None and i + 1 >= max_batches)
+                           or self._exhausted_next(batches, i + 1))
                 x, y = ctx.move(x), ctx.move(y)
-                with ctx.autocast():
-                    out = forward(x)
-                loss = self.criterion(out.float(), y)
-                lrs = [g["lr"] for g in optimizer.param_groups]
-                step += 1
-                if not lag:
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        raise NonFiniteLoss(step, lrs, value)
-                scaled = loss / accum if accum > 1 else loss
-                if scaler is not None:
-                    scaler.scale(scaled).backward()
-                else:
-                    scaled.backward()
+                # DDP: a micro-batch that only accumulates skips the gradient all-reduce
+                with no_sync() if no_sync is not None and not updates else nullcontext():
+                    with ctx.autocast():
+                        out = forward(x)
+                    loss = self.criterion(out.float(), y)
+                    lrs = [g["lr"] for g in optimizer.param_groups]
+                    step += 1
+                    if not lag:
+                        value = float(loss.detach())
+                        if not math.isfinite(value):
+                            raise NonFiniteLoss(step, lrs, value)
+                    scaled = loss / accum if accum > 1 else loss
+                    if scaler is not None:
+                        scaler.scale(scaled).backward()
+                    else:
+                        scaled.backward()
                 micro += 1
                 i += 1
-                is_last = max_batches is not None and i >= max_batches
-                if micro == accum or is_last or self._exhausted_next(batches, i):
+                if updates:
                     if lag:
                         # The previous step's loss, read now that this step's work is queued.
                         self._resolve(pending, on_step)
