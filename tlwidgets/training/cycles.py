@@ -117,8 +117,9 @@ class EpochRunner:
         r.feature_cache = cache
         self._last_cache_reason = decision.reason
         how = "read from the feature store on disk" if cache.from_disk else "computed"
+        items = "texts" if getattr(self.run.data, "modality", "image") == "text" else "images"
         self.run.log(f"{decision.reason}; features of {len(cache.train_y)} train and "
-                     f"{len(cache.valid_y)} valid images {how} in "
+                     f"{len(cache.valid_y)} valid {items} {how} in "
                      f"{time.perf_counter() - t0:.2f} s")
 
     def batches(self) -> tuple[Any, Callable[[Any], torch.Tensor], int]:

@@ -572,8 +572,16 @@ class Trainer(RunMachine):
                        preprocessed=preprocessed)
 
     def export(self, path: str | os.PathLike[str], format: str = "safetensors") -> Path:
-        """Write the model for inference (``"safetensors"``, ``"torchscript"`` or ``"onnx"``) with
-        ``<path>.json`` beside it. ``>>> trainer.export("model.safetensors")   # doctest: +SKIP``"""
+        """Write the model for inference and return where it went.
+
+        An image model: one file (``"safetensors"``, ``"torchscript"`` or ``"onnx"``) with
+        ``<path>.json`` beside it. A text model: a folder (``path`` without its suffix) holding
+        the Hugging Face model (LoRA merged), its tokenizer and ``tlwidgets_export.json``, which
+        ``tlw.create_model(folder, num_classes=k)`` loads again; ``"torchscript"`` adds
+        ``model.pt`` (see :mod:`tlwidgets.text.export`).
+
+        >>> trainer.export("model.safetensors")          # doctest: +SKIP
+        """
         from ..evaluation import export
 
         self._check_not_active("export()")
