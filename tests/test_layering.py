@@ -51,6 +51,23 @@ def test_importing_the_core_loads_no_widget_library():
     assert offenders == [], f"importing {modules} loaded {offenders}"
 
 
+def test_following_a_run_folder_imports_no_torch():
+    # a dashboard that follows a torchrun job reads files: the reader, the follower and the
+    # run-folder format load neither torch nor the Trainer
+    code = (
+        "import json, sys\n"
+        "from tlwidgets.training.run_follower import RunFollower\n"
+        "from tlwidgets.training.run_reader import RunReader\n"
+        "import tlwidgets.training.run_files\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')\n"
+        "                        or m == 'tlwidgets.training.trainer')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
 def imports_of(path: pathlib.Path, package: pathlib.Path | None = None) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), filename=str(path))
     package_parts = ["tlwidgets", *path.relative_to(package or PACKAGE).parent.parts]

@@ -1,5 +1,9 @@
 """The training loop, its events, schedules, checkpoints, LR finder and feature cache.
 
+The names below are imported on first use, so reading or following a run folder
+(``tlwidgets.training.run_follower``, ``run_reader``, ``run_files``) never imports torch: a
+dashboard that follows a ``torchrun`` job needs only the files.
+
 >>> from tlwidgets.training import Trainer, TrainerEvent
 >>> TrainerEvent("log", {"message": "hello"}).kind
 'log'
@@ -7,9 +11,30 @@
 
 from __future__ import annotations
 
-from .events import EVENT_KINDS, TrainerEvent
-from .lr_finder import LRFindResult
-from .schedules import Schedule
-from .trainer import STATES, Trainer
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it
+_LAZY = {
+    "EVENT_KINDS": ".events",
+    "TrainerEvent": ".events",
+    "LRFindResult": ".lr_finder",
+    "Schedule": ".schedules",
+    "STATES": ".trainer",
+    "Trainer": ".trainer",
+}
 
 __all__ = ["EVENT_KINDS", "STATES", "LRFindResult", "Schedule", "Trainer", "TrainerEvent"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tlwidgets.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
