@@ -203,3 +203,141 @@ def test_which_model_ranks_the_offline_models_and_selects_the_top_one(studio):
     assert studio.browser.selected == table["name"].iloc[0]
     assert studio.selected_model_name() == table["name"].iloc[0]
     assert f"1. {table['model'].iloc[0]}" in studio.rank_status.value
+
+
+# ---------------------------------------------------------------- issue 14: text
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+@pytest.fixture
+def text_studio(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with record_traffic():
+        s = tlw.Studio(epochs=1, batch_size=16, text_sample_size=120)
+        yield s
+        if s.dashboard is not None:
+            s.dashboard.close()
+        if s.panel is not None:
+            s.panel.close()
+
+
+def _reviews_csv(path, text="text", label="label", extra=None):
+    import pandas as pd
+
+    from tests.test_text_helpers import NEGATIVE, POSITIVE
+
+    frame = pd.DataFrame({text: POSITIVE + NEGATIVE,
+                          label: ["pos"] * len(POSITIVE) + ["neg"] * len(NEGATIVE)})
+    for key, value in (extra or {}).items():
+        frame[key] = value
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_text_sample_through_model_layers_train_evaluate_and_predict(text_studio):
+    s = text_studio
+    s.data_kind.value = "text"
+    assert [o[1] for o in s.data_source.options] == ["text_sample", "csv", "text_folder"]
+    assert s.load_data_button.description == "Load data: sample sentences"
+    s._load_data()
+    assert s.is_text and s.data.num_classes == 2 and len(s.data.train_items) + len(
+        s.data.valid_items) == 120
+    assert "2 classes" in s.data_status.value and "validation texts" in s.data_status.value
+    assert len(s.data_thumbs.children) == 4  # two sentences of each class, escaped
+    assert "tlw-studio-text" in s.data_thumbs.children[0].value
+    # the Model tab offers the packaged text encoder, not an image model; no image ranking
+    assert s.selected_model_name() == MINILM and MINILM in s.model_choice.value
+    assert s.rank_button.disabled and s.rank_models() is None
+    assert "for texts" in s.rank_status.value
+    s._create_model()
+    assert "pretrained weights" in s.model_status.value, s.model_status.value
+    assert s.panel is not None and s.layers_box.children[0] is s.panel
+    groups = tlw.layer_groups(s.model)
+    assert groups[-1].trainable_params == groups[-1].params
+    assert not any(g.trainable_params for g in groups[:-1])
+    # Train on cached features (only the head trains), the dashboard evaluates with text cards
+    trainer = s.prepare_training()
+    s.dashboard.controls.press("start")
+    assert trainer.wait(timeout=300) == "finished"
+    assert trainer.feature_cache is not None
+    deadline = time.monotonic() + 60
+    while s.dashboard.evaluation is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert s.eval_box.children[0] is s.dashboard.eval_box
+    assert "texts" in s.dashboard.eval_box.children[0].value
+    # Predict takes a sentence for text data
+    assert s.upload.layout.display == "none" and s.text_predict_box.layout.display == "flex"
+    s.text_input.value = "<b>a warm</b>, funny and moving film"
+    s.predict_text_button.click()
+    shown = s.predict_box.children[0].children[0].value
+    assert "&lt;b&gt;a warm&lt;/b&gt;" in shown
+    assert s.predict_text("   ") is None and "Type a sentence" in s.predict_box.children[0].value
+
+
+def test_a_csv_with_obvious_columns_loads_and_picked_columns_win(text_studio, tmp_path):
+    s = text_studio
+    s.data_kind.value = "text"
+    path = _reviews_csv(tmp_path / "reviews.csv", text="Review", label="Sentiment")
+    s.folder_input.value = str(path)
+    assert s.data_source.value == "csv"  # typing a .csv path picks the CSV source
+    assert s.load_data_button.description == "Load data: my CSV file"
+    s._load_data()
+    assert s.is_text and s.data.classes == ["neg", "pos"], s.data_status.value
+    # columns it cannot tell: the tab lists them and offers the two lists; picking them works
+    odd = _reviews_csv(tmp_path / "odd.csv", text="words", label="stars")
+    s.folder_input.value = str(odd)
+    s._load_data()
+    status = html.unescape(s.data_status.value)
+    assert "ConfigError" in status and "'words', 'stars'" in status and "Text column" in status
+    assert s.columns_box.layout.display == "flex"
+    assert list(s.text_column.options) == ["(detect)", "words", "stars"]
+    s.text_column.value, s.label_column.value = "words", "stars"
+    s._load_data()
+    assert s.data.classes == ["neg", "pos"] and "2 classes" in s.data_status.value
+    # a file that cannot be read as a CSV: TextData's own error, shown in the tab
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    before = s.data
+    s.folder_input.value = str(empty)
+    s._load_data()
+    assert "DataError" in s.data_status.value and "empty" in s.data_status.value
+    assert s.data is before
+
+
+def test_a_text_folder_and_an_empty_path_and_images_again(text_studio, tmp_path):
+    from tests.test_text_helpers import NEGATIVE, POSITIVE
+
+    s = text_studio
+    s.data_kind.value = "text"
+    s.data_source.value = "text_folder"
+    s._load_data()
+    assert "Type the path of your text folder" in s.data_status.value
+    for name, texts in (("pos", POSITIVE), ("neg", NEGATIVE)):
+        (tmp_path / name).mkdir()
+        for i, t in enumerate(texts):
+            (tmp_path / name / f"{i}.txt").write_text(t)
+    s.folder_input.value = str(tmp_path)
+    s._load_data()
+    assert s.is_text and sorted(s.data.classes) == ["neg", "pos"]
+    s._create_model()
+    assert s.model is not None
+    # back to images: the image sources, and the text model is dropped for the new data
+    s.data_kind.value = "image"
+    assert s.data_source.value == "sample" and s.load_data_button.description == \
+        "Load data: sample photos"
+    s.use_data(tlw.sample_data(img_size=32))
+    assert s.model is None and "create the model again" in s.model_status.value
+    assert s.selected_model_name() == "tf_efficientnet_lite0" and not s.rank_button.disabled
+    assert s.upload.layout.display is None and s.text_predict_box.layout.display == "none"
+
+
+def test_text_data_given_in_code_and_a_text_encoder_picked_in_the_browser(text_studio):
+    data = tlw.sample_text_data(size=60)
+    s = tlw.Studio(data=data, epochs=1)
+    assert s.is_text and s.data_kind.value == "text"
+    s._open_browser()
+    assert s.browser.modality == "text" and s.browser.data is None
+    s.browser.selected = MINILM
+    assert s.selected_model_name() == MINILM
+    s.browser.selected = "tf_efficientnet_lite0.in1k"  # an image model: not for texts
+    assert s.selected_model_name() == MINILM
