@@ -329,3 +329,62 @@ def test_config_is_one_frozen_validated_object_saved_with_the_run(tmp_path):
             Trainer(Tiny(), make_data(), **bad)
     with pytest.raises(tlw.ConfigError, match="lr_mult"):
         trainer.fine_tune(1, lr_mult=0)
+
+
+# ------------------------------------------------------------------ a busy CPU
+
+
+class _FakeRun:
+    def __init__(self, device: str = "cpu") -> None:
+        self.ctx = type("Ctx", (), {"device": torch.device(device)})()
+        self.logged: list[str] = []
+        self.log = self.logged.append
+
+
+def _busy_cpu_run(hook, cpu_per_wall_second: float, seconds: int = 12, runs: int = 1) -> _FakeRun:
+    run, clock = _FakeRun(), {"cpu": 0.0}
+    hook.cpu_time = lambda: clock["cpu"]
+    for _ in range(runs):
+        hook.on_run_start(run)
+        for step in range(1, seconds + 2):
+            clock["cpu"] += cpu_per_wall_second
+            hook.on_step(run, {"step": step, "time": float(step)})
+    return run
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_run_that_does_not_get_its_cores_says_to_use_one_thread(two_threads):
+    from tlwidgets.training.hooks import BusyCPUHint
+
+    hook = BusyCPUHint(load=lambda: 4.6, cores=lambda: 2)
+    run = _busy_cpu_run(hook, cpu_per_wall_second=0.5, runs=2)
+    assert len(run.logged) == 1  # once per trainer, not once per fit()
+    assert "got 0.5 of the 2 cores" in run.logged[0]
+    assert "torch.set_num_threads(1)" in run.logged[0] and "load average 4.6" in run.logged[0]
+
+
+def test_no_busy_cpu_hint_when_the_run_gets_its_cores_or_uses_one_thread(two_threads):
+    from tlwidgets.training.hooks import BusyCPUHint
+
+    # the cores are ours (the load is this run's own two threads)
+    assert _busy_cpu_run(BusyCPUHint(load=lambda: 2.1, cores=lambda: 2), 1.9).logged == []
+    # a low share of the cores but an idle machine (the run waits on something else)
+    assert _busy_cpu_run(BusyCPUHint(load=lambda: 0.8, cores=lambda: 2), 0.5).logged == []
+    # shorter than the window: nothing measured yet
+    hook = BusyCPUHint(load=lambda: 5.0, cores=lambda: 2)
+    assert _busy_cpu_run(hook, 0.5, seconds=5).logged == []
+    torch.set_num_threads(1)
+    assert _busy_cpu_run(BusyCPUHint(load=lambda: 5.0, cores=lambda: 2), 0.3).logged == []
+
+
+def test_every_trainer_watches_for_a_busy_cpu():
+    data = make_data()
+    trainer = Trainer(Tiny(num_classes=2), data, epochs=1, device="cpu", verbose=False)
+    assert type(trainer.run.hooks["busy-cpu"]).__name__ == "BusyCPUHint"

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,60 @@ class OptimizerRebuild(Hook):
         if run.optimizer is not None and run.optimizer_freeze_version != self.version():
             run.log("freeze state changed: rebuilding the optimizer's param groups")
             self.rebuild()
+
+
+class BusyCPUHint(Hook):
+    """Say once per trainer when a CPU run with several torch threads does not get its cores.
+
+    On a shared CPU torch's OpenMP threads wait for each other: with other processes using the
+    cores, a two-thread run can be many times slower than a one-thread run (measured in
+    ``docs/benchmarks.md``: 0.22-0.32 against 3.11 training steps/s at load 4.6 on 2 cores).
+    After ``window`` seconds of training (paused time left out) the hook compares this
+    process's CPU seconds with the wall seconds: when the process got less than ``share`` of
+    ``threads`` cores and the load average is above the cores, it logs a hint (a ``log`` event:
+    the dashboard's log, the ``tlwidgets`` logger). It changes nothing itself. ``load``,
+    ``cores`` and ``cpu_time`` are for tests."""
+
+    name, order = "busy-cpu", 1
+
+    def __init__(self, window: float = 10.0, share: float = 0.6,
+                 load: Callable[[], float] | None = None, cores: Callable[[], int] | None = None,
+                 cpu_time: Callable[[], float] | None = None) -> None:
+        self.window, self.share = window, share
+        self.load = load or (lambda: os.getloadavg()[0])
+        self.cores = cores or (lambda: os.cpu_count() or 1)
+        self.cpu_time = cpu_time or time.process_time
+        self.said = False
+        self.start: tuple[float, float] | None = None
+        self.watching = False
+
+    def on_run_start(self, run: RunState) -> None:
+        self.start = None
+        self.watching = (not self.said and run.ctx.device.type == "cpu"
+                         and torch.get_num_threads() > 1)
+
+    def on_step(self, run: RunState, row: dict[str, Any]) -> None:
+        if not self.watching:
+            return
+        if self.start is None:  # from the second step on: the first carries warm-up costs
+            self.start = (row["time"], self.cpu_time()) if row["step"] > 1 else None
+            return
+        wall = row["time"] - self.start[0]
+        if wall < self.window:
+            return
+        self.watching = False
+        threads = torch.get_num_threads()
+        used = (self.cpu_time() - self.start[1]) / wall
+        try:
+            load, cores = float(self.load()), int(self.cores())
+        except (OSError, AttributeError):  # no load average on this system
+            return
+        if used < self.share * min(threads, cores) and load > cores:
+            self.said = True
+            run.log(f"the CPU is shared: this run got {used:.1f} of the {threads} cores its "
+                    f"{threads} torch threads want (load average {load:.1f} on {cores} cores). "
+                    "On a busy CPU torch.set_num_threads(1) before training can be several "
+                    "times faster.")
 
 
 class Diverged(TrainingError):

@@ -54,7 +54,14 @@ from .distributed import Distributed, DistributedHook
 from .events import TrainerEvent
 from .failures import describe_failure
 from .feature_store import FeatureStore
-from .hooks import Checkpoints, DivergenceGuard, EarlyStopping, OptimizerRebuild, RunFiles
+from .hooks import (
+    BusyCPUHint,
+    Checkpoints,
+    DivergenceGuard,
+    EarlyStopping,
+    OptimizerRebuild,
+    RunFiles,
+)
 from .loop import StepLoop
 from .machine import ACTIVE, STATES, RunMachine
 from .optim import build_optimizer
@@ -172,7 +179,7 @@ class Trainer(RunMachine):
         self._run_folder = RunFolder(self._run_info, progress=self.progress, command=self._command,
                                      dist=dist)
         hooks: list[Any] = [OptimizerRebuild(self._cycles.rebuild_optimizer, self._cycles.freeze_version),
-                            DivergenceGuard()]
+                            DivergenceGuard(), BusyCPUHint()]
         if self._writes_files:  # under torchrun only rank 0 writes files
             hooks += [self._run_files, self._run_folder, self.checkpoints,
                       ConsoleProgress(self._console_wanted, self._steps_per_epoch_safe)]
