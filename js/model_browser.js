@@ -183,7 +183,7 @@ function render({ model, el }) {
     head.replaceChildren();
     headButtons.clear();
     for (const c of columns) {
-      const b = h("button", { type: "button", class: c.num ? "tlw-num" : "", role: "columnheader" });
+      const b = h("button", { type: "button", class: `${c.num ? "tlw-num" : ""} tlw-mb-c-${c.key}`, role: "columnheader" });
       b.dataset.key = c.sortKey || c.key;
       b.title = `${c.title} (click to sort)`;
       headButtons.set(c.key, b);
@@ -229,7 +229,7 @@ function render({ model, el }) {
   function makeRow() {
     const row = h("div", { class: "tlw-mb-row", role: "option" });
     for (const c of columns) {
-      const cell = h("div", { class: `tlw-mb-cell ${c.num ? "tlw-num" : ""} ${c.cls || ""} ${c.dim ? "tlw-mb-dim" : ""}` });
+      const cell = h("div", { class: `tlw-mb-cell tlw-mb-c-${c.key} ${c.num ? "tlw-num" : ""} ${c.cls || ""} ${c.dim ? "tlw-mb-dim" : ""}` });
       row.appendChild(cell);
     }
     row._idx = -1;

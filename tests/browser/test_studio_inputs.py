@@ -148,3 +148,60 @@ def test_predict_tab_shows_a_bomb_and_an_upload_during_training(open_notebook):
     page.wait_for_function(
         "() => Array.from(document.querySelectorAll('.tlw-studio .widget-hprogress'))"
         ".filter(e => e.offsetParent !== null).length === 3", timeout=30_000)
+
+
+def cut_headings(page) -> list[str]:
+    return page.eval_on_selector_all(f"{ROOT} .tlw-mb-head button", """bs => bs
+        .filter(b => b.offsetParent !== null)
+        .filter(b => { const r = document.createRange(); r.selectNodeContents(b);
+                       const t = r.getBoundingClientRect(), o = b.getBoundingClientRect();
+                       return t.left < o.left - 1 || t.right > o.right + 1; })
+        .map(b => b.textContent)""")
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_which_model_table_fits_840_px_without_scrolling_sideways(open_notebook, theme):
+    """Issue 13's leftover: at 840 px the ranked table drops the columns its details pane
+    repeats (pretraining, size, CPU speed, licence) instead of scrolling sideways."""
+    nb = open_notebook(CELLS, name=f"studio_rank_840_{theme}", theme=theme)
+    page = nb.page
+    page.wait_for_selector(f"{ROOT} .lm-TabBar-tab", timeout=60_000)
+    page.set_viewport_size({"width": 840, "height": 1000})
+    click_button(page, "Load data: sample photos")
+    wait_text(page, "4 classes")
+    open_tab(page, "Model")
+    click_button(page, "Which model?")
+    wait_text(page, "Ranked on your images", timeout=240)
+    table = page.locator(f"{ROOT} .tlw-mb-table").first
+    page.wait_for_function(
+        "() => document.querySelector('.tlw-studio .tlw-mb')?.classList.contains('has-scores')",
+        timeout=30_000)
+    heads = [t.strip() for t in page.eval_on_selector_all(
+        f"{ROOT} .tlw-mb-head button", "bs => bs.filter(b => b.offsetParent !== null)"
+        ".map(b => b.textContent)")]
+    width = page.eval_on_selector(f"{ROOT} .tlw-mb", "e => e.clientWidth")
+    expected = ["Model", "Rank", "LogME", "k-NN %", "Top-1", "Offline"]  # beside the files
+    if width > 600:
+        expected[4:4] = ["Params", "GMACs"]
+    assert [h.rstrip("▲▼ ") for h in heads] == expected, (width, heads)
+    widths = table.evaluate("t => [t.scrollWidth, t.clientWidth, t.getBoundingClientRect().right]")
+    assert widths[0] <= widths[1] + 1, f"the ranked table scrolls sideways: {widths}"
+    assert widths[2] <= 840
+    # no heading is cut (its text's box inside its button, either side: numeric headings are
+    # right-aligned, so they would overflow to the left where scrollWidth does not see it)
+    assert not cut_headings(page), f"cut headings: {cut_headings(page)}"
+    page.mouse.move(0, 0)
+    table.scroll_into_view_if_needed()
+    nb.screenshot(f"which-model-840-{theme}", selector=f"{ROOT} .tlw-mb-table")
+    # with the file browser closed the Studio is wider: two more columns, still no scrolling
+    page.keyboard.press("Control+b")
+    page.wait_for_function(
+        "() => document.querySelector('.tlw-studio .tlw-mb').clientWidth > 600", timeout=10_000)
+    heads = [t.strip().rstrip("▲▼ ") for t in page.eval_on_selector_all(
+        f"{ROOT} .tlw-mb-head button", "bs => bs.filter(b => b.offsetParent !== null)"
+        ".map(b => b.textContent)")]
+    assert heads == ["Model", "Rank", "LogME", "k-NN %", "Params", "GMACs", "Top-1", "Offline"]
+    assert not cut_headings(page), f"cut headings: {cut_headings(page)}"
+    widths = table.evaluate("t => [t.scrollWidth, t.clientWidth]")
+    assert widths[0] <= widths[1] + 1, f"the ranked table scrolls sideways: {widths}"
+    nb.screenshot(f"which-model-840-wide-{theme}", selector=f"{ROOT} .tlw-mb-table")
