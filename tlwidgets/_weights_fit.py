@@ -146,7 +146,12 @@ class LoadReport:
 
 def is_random_init(model: Any) -> bool | None:
     """True for a model made with ``weights="none"``, False for one whose weights were loaded
-    (``model.tlw_load_report``), None when nothing says (a model not made by ``create_model``)."""
+    (``model.tlw_load_report``), None when nothing says (a model not made by ``create_model``).
+
+    >>> import tlwidgets as tlw
+    >>> tlw.is_random_init(tlw.create_model("resnet18", 3, weights="none"))   # doctest: +SKIP
+    True
+    """
     report = getattr(model, "tlw_load_report", None)
     if isinstance(report, LoadReport):
         return not report.pretrained
