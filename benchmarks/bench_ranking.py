@@ -25,10 +25,15 @@ of each candidate. It is slow-ish to compute, so it is stored in
 ``--rebuild-ground-truth`` (or when the fixture lacks a task).
 
 Scores are computed every run through the public API: ``tlw.rank_models`` (full models) and
-``tlw.rank_layers`` (cuts), on at most ``--per-class`` (50) training images per class. Printed:
-Kendall's weighted tau (``scipy.stats.weightedtau``) of LogME, k-NN accuracy and the static
-prior (ImageNet top-1; random init lowest, cuts share Lite0's) against the ground truth, and the
-accuracy points lost by picking each score's top-ranked candidate instead of the best.
+``tlw.rank_layers`` (cuts), on at most ``--per-class`` (50) training images per class and as
+many validation images (k-NN accuracy is held out: validation images against training images;
+``knn_loo`` is leave-one-out on the training sample). Printed: Kendall's weighted tau
+(``scipy.stats.weightedtau``) of the ``rank`` column (``tlwidgets.ranking.models.rank_order``
+over all 11 candidates: k-NN accuracy, ties broken by LogME), LogME, k-NN accuracy, leave-one-
+out k-NN and the static prior (ImageNet top-1; random init lowest, cuts share Lite0's) against
+the ground truth, and the accuracy points lost by picking each one's top-ranked candidate
+instead of the best (among tied scores, the worst of them). The ground truth's validation
+images include the sampled ones the k-NN score sees (all of them on the small tasks).
 
 Speed: ranking the 3 offline backbones on 500 images at 128 px (digits, 50 per class), loading
 and extraction included; LogME alone on N=2,000, D=1,280, 10 classes.
@@ -56,6 +61,7 @@ from scipy.stats import weightedtau
 
 import tlwidgets as tlw
 from tlwidgets.ranking.features import backbone_features
+from tlwidgets.ranking.models import rank_order
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "ranking_ground_truth.json"
@@ -229,16 +235,18 @@ def scores(data: tlw.ImageData, per_class: int) -> pd.DataFrame:
     bad = ranked[ranked["error"] != ""]
     if len(bad):
         raise SystemExit(f"candidates failed: {bad[['model', 'error']].to_dict('records')}")
-    rows = ranked[["model", "logme", "knn_accuracy", "top1", "seconds"]].copy()
+    rows = ranked[["model", "logme", "knn_accuracy", "knn_loo", "top1", "seconds"]].copy()
     lite0 = tlw.create_model(FULL[0], num_classes=data.num_classes)
     layers = tlw.rank_layers(lite0, data, per_class=per_class, progress=False)
     cuts = layers[layers["group"].isin(list(CUT_GROUPS))]
     top1_lite0 = float(ranked.set_index("model").loc[FULL[0], "top1"])
     rows = pd.concat([rows, pd.DataFrame({
         "model": [cut_label(n) for n in cuts["name"]], "logme": cuts["logme"].to_numpy(),
-        "knn_accuracy": cuts["knn_accuracy"].to_numpy(), "top1": top1_lite0,
-        "seconds": layers.attrs["seconds"] / len(cuts),
+        "knn_accuracy": cuts["knn_accuracy"].to_numpy(), "knn_loo": cuts["knn_loo"].to_numpy(),
+        "top1": top1_lite0, "seconds": layers.attrs["seconds"] / len(cuts),
     })], ignore_index=True)
+    # the rank rank_models/rank_layers put in their ``rank`` column, over all 11 candidates
+    rows.insert(0, "rank", rank_order(rows).to_numpy(dtype=float))
     return rows
 
 
@@ -254,8 +262,10 @@ def evaluate(rows: pd.DataFrame, truth: dict[str, dict[str, float]]) -> dict[str
     prior = rows["top1"].to_numpy(dtype=float)
     prior = np.where(np.isnan(prior), np.nanmin(prior) - 10, prior)  # random init: lowest
     out = {}
-    for name, score in [("logme", rows["logme"].to_numpy(float)),
+    for name, score in [("rank (default)", -rows["rank"].to_numpy(float)),
+                        ("logme", rows["logme"].to_numpy(float)),
                         ("knn_accuracy", rows["knn_accuracy"].to_numpy(float)),
+                        ("knn_loo", rows["knn_loo"].to_numpy(float)),
                         ("static prior (top1)", prior)]:
         # the top pick: the best score; among tied scores (the prior's cuts), the worst case
         top = np.flatnonzero(score == score.max())
@@ -334,13 +344,14 @@ def main() -> None:
         rows = scores(data, args.per_class)
         log(f"  scores of {len(rows)} candidates in {time.perf_counter() - t:.1f} s")
         rows["accuracy"] = [truth[m]["accuracy"] for m in rows["model"]]
-        with pd.option_context("display.width", 160, "display.max_columns", 10):
+        with pd.option_context("display.width", 160, "display.max_columns", 12):
             log(rows.sort_values("accuracy", ascending=False).to_string(
                 index=False, float_format=lambda v: f"{v:.4f}"))
         results[task] = evaluate(rows, truth)
         full = rows[rows["model"].isin([*FULL, RANDOM])]
-        for score in ("logme", "knn_accuracy"):
-            last = full.loc[full[score].idxmin(), "model"] == RANDOM
+        for score in ("logme", "knn_accuracy", "rank"):
+            worst = full[score].idxmax() if score == "rank" else full[score].idxmin()
+            last = full.loc[worst, "model"] == RANDOM
             log(f"  random init last of the 4 full backbones by {score}: {'yes' if last else 'NO'}")
         for name, r in results[task].items():
             log(f"  {name:20s} weighted tau {r['tau']:+.3f} (ties broken by valid loss "

