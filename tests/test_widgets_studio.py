@@ -341,3 +341,5 @@ def test_text_data_given_in_code_and_a_text_encoder_picked_in_the_browser(text_s
     assert s.selected_model_name() == MINILM
     s.browser.selected = "tf_efficientnet_lite0.in1k"  # an image model: not for texts
     assert s.selected_model_name() == MINILM
+    assert "is an image model, not for this data" in s.model_choice.value
+    assert MINILM in s.model_choice.value

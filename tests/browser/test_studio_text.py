@@ -43,6 +43,16 @@ def test_the_studio_trains_a_head_on_the_text_sample(open_notebook, theme):
     click_button(page, "Load data: my CSV file")
     wait_text(page, "Which columns of reviews.csv")
     assert "'words', 'stars'" in (page.locator(f"{ROOT} .tlw-error").first.inner_text())
+    # the text sources' labels are whole, and the two lists are in the page
+    cut = page.eval_on_selector_all(
+        f"{ROOT} .widget-toggle-button",
+        "bs => bs.filter(b => b.offsetParent !== null)"
+        ".map(b => [b.textContent.trim(), b.scrollWidth > b.clientWidth + 1])")
+    assert {t for t, _ in cut} >= {"Images", "Text", "Sample sentences (offline)",
+                                   "My CSV file", "My text folder"}, cut
+    assert not [t for t, c in cut if c], f"cut toggle labels: {cut}"
+    page.mouse.move(0, 0)
+    nb.screenshot(f"data-csv-columns-{theme}", selector=ROOT)
     page.locator(f"{ROOT} .widget-dropdown:visible", has_text="Text column").locator(
         "select").select_option("words")
     page.locator(f"{ROOT} .widget-dropdown:visible", has_text="Label column").locator(

@@ -173,7 +173,7 @@ class DataTab:
             raise ConfigError(
                 f"Which columns of {path.name} hold the text and the label? Could not tell "
                 f"{missing}; its columns are {', '.join(repr(c) for c in columns)}.\n"
-                "Pick them in the Text column and Label column lists below, then press Load "
+                "Pick them in the Text column and Label column lists above, then press Load "
                 "again (in code: tlw.TextData.from_csv(path, text='...', label='...')).")
         return text or "text", label or "label"
 

@@ -311,14 +311,23 @@ class Studio(DataTab, widgets.VBox):
                                                 modality="text" if text else "image")
                 self.browser.observe(self._on_browser_select, "selected")
                 self.browser.observe(self._on_ranking, "ranking")
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - the tab shows why, not a traceback
                 self.model_status.value = _error_html(err)
                 return
         self.browser_box.children = [self.browser]
 
     def _on_browser_select(self, change: dict[str, Any]) -> None:
-        if change["new"]:
-            self.model_choice.value = f"Model: <code>{html.escape(change['new'])}</code>"
+        name = change["new"]
+        if not name:
+            return
+        if self.data is not None and self._is_text_name(name) != self.is_text:
+            kind, use = (("an image model", OFFLINE_TEXT_MODEL) if self.is_text
+                         else ("a text encoder", OFFLINE_ARCH))
+            self.model_choice.value = (
+                f"Model: <code>{html.escape(use)}</code> (<code>{html.escape(name)}</code> is "
+                f"{kind}, not for this data)")
+            return
+        self.model_choice.value = f"Model: <code>{html.escape(name)}</code>"
 
     def selected_model_name(self) -> str:
         """The model the Create button builds: the browser's selection when it is of the data's
