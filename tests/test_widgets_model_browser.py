@@ -481,7 +481,7 @@ def test_the_text_tab_lists_text_catalog_encoders_offline_first(monkeypatch):
     assert state["state"] == "ready"
     expected = tlw.text_catalog()
     rows = state["rows"]
-    assert [r["name"] for r in rows][0] == MINILM  # packaged, so offline: first
+    assert rows[0]["name"] == MINILM  # packaged, so offline: first
     assert sorted(r["name"] for r in rows) == sorted(expected["name"])
     minilm = rows[0]
     assert minilm["cached"] is True and minilm["source"] == "packaged"
@@ -530,3 +530,18 @@ def test_the_text_tab_takes_a_given_catalog_and_refuses_a_bad_one(monkeypatch):
                      text_catalog=pd.DataFrame({"name": ["x/y", "x/y"]}))
     with pytest.raises(tlw.ConfigError, match="'image' or 'text'"):
         ModelBrowser(catalog=small_catalog(), check_hub=False, modality="audio")
+
+
+def test_a_text_catalog_that_cannot_be_built_says_why_in_the_tab(monkeypatch):
+    import tlwidgets.text.catalog as text_catalog_module
+
+    def broken(include_cache=True):
+        raise OSError("the Hugging Face cache folder is unreadable")
+
+    monkeypatch.setattr(text_catalog_module, "text_catalog", broken)
+    browser = ModelBrowser(catalog=small_catalog(), check_hub=False)
+    browser.modality = "text"
+    state = _wait_text(browser)
+    assert state["state"] == "failed" and "unreadable" in state["error"]
+    with pytest.raises(OSError, match="unreadable"):  # from code: the error itself
+        _ = browser.text_catalog

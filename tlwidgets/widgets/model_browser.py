@@ -471,18 +471,21 @@ class ModelBrowser(anywidget.AnyWidget):
         if change["new"] == "text" and self._text_frame is None and \
                 self._text.get("state") != "loading":
             self._text = text_state("loading")
-            threading.Thread(target=self._load_text, name="tlw-text-catalog", daemon=True).start()
+            threading.Thread(target=self._load_text, args=(False,), name="tlw-text-catalog",
+                             daemon=True).start()
 
-    def _load_text(self) -> pd.DataFrame | None:
+    def _load_text(self, reraise: bool = True) -> pd.DataFrame | None:
         with self._text_lock:  # the page's first click and a call from code build it once
             if self._text_frame is None:
                 from ..text.catalog import text_catalog
 
                 try:
                     self._text_frame = check_text_catalog(text_catalog())
-                except Exception as err:  # noqa: BLE001 - the page says why, the call re-raises
+                except Exception as err:  # the page says why; a call from code re-raises
                     self._text = text_state("failed", error=f"{type(err).__name__}: {err}")
-                    raise
+                    if reraise:
+                        raise
+                    return None
                 self._text = text_state("ready", self._text_frame)
         return self._text_frame
 
