@@ -2,7 +2,9 @@
 progress shows while the kernel's thread scores two offline candidates (the packaged
 EfficientNet-Lite0 weights and the same network with random weights) on the sample photos, and
 then the score columns are in the table, sorted by rank, with the similarity card and one
-sentence per score in the details pane of the top model."""
+sentence per score in the details pane of the top model. And Cancel, pressed while a slow
+candidate is being scored: the page says cancelled, the unfinished candidate shows no scores,
+and the button ranks again."""
 
 from __future__ import annotations
 
@@ -81,7 +83,8 @@ def test_rank_on_my_data_adds_score_columns_sorted_by_rank(open_notebook):
     page.locator(f"{ROOT} .tlw-mb-row", has_text="tf_efficientnet_lite0.in1k").first.click()
     nb.wait_for("browser.selected == 'tf_efficientnet_lite0.in1k'")
     scores = page.locator(f"{ROOT} .tlw-mb-scores")
-    assert scores.locator(".tlw-mb-scores-rank").inner_text() == "Rank 1 of 2 on your data (by LogME)"
+    assert scores.locator(".tlw-mb-scores-rank").inner_text() == (
+        "Rank 1 of 2 on your data (by k-NN accuracy)")
     text = scores.inner_text()
     explain = kernel_json(nb, "SCORE_SENTENCES")
     for sentence in explain.values():
@@ -96,3 +99,79 @@ def test_rank_on_my_data_adds_score_columns_sorted_by_rank(open_notebook):
     if os.environ.get("TLW_UPDATE_DOCS_IMAGES") == "1":
         IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, IMAGES / "model_browser_ranked-light.png")
+
+
+SLOW_CELLS = [(
+    "import json, time, torch, tlwidgets as tlw\n"
+    "class Slow(torch.nn.Module):\n"
+    "    # a candidate that takes 3 s a batch: long enough to press Cancel while it runs\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.conv = torch.nn.Conv2d(3, 8, 3)\n"
+    "    def forward(self, x):\n"
+    "        time.sleep(3.0)\n"
+    "        return self.conv(x)\n"
+    "data = tlw.sample_data(img_size=64)\n"
+    "browser = tlw.ModelBrowser(data=data, candidates=['tf_efficientnet_lite0', Slow()],\n"
+    "                           per_class=None, check_hub=False)\n"
+    "browser"
+)]
+
+
+def wait_state(page, want: str, timeout: float) -> None:
+    page.wait_for_function(
+        f"() => document.querySelector('{ROOT} .tlw-mb-rank')?.dataset.state === '{want}'",
+        timeout=timeout)
+
+
+def test_cancel_while_ranking_shows_cancelled_and_the_button_ranks_again(open_notebook):
+    nb = open_notebook(SLOW_CELLS, name="model_browser_ranking_cancel")
+    page = nb.page
+    page.wait_for_selector(f"{ROOT} .tlw-mb-row")
+    button = page.locator(f"{ROOT} .tlw-mb-rank-button")
+    cancel = page.locator(f"{ROOT} .tlw-mb-rank-cancel")
+    text = page.locator(f"{ROOT} .tlw-mb-rank-text")
+    assert cancel.is_hidden()
+    button.click()
+    # Lite0 is scored (a few seconds), then the slow candidate: press Cancel while it runs
+    page.wait_for_function(
+        f"() => document.querySelector('{ROOT} .tlw-mb-rank-text')?.textContent.includes('· Slow')",
+        timeout=120_000)
+    assert button.is_disabled() and cancel.is_visible()
+    cancel.click()
+    assert text.inner_text() == "Cancelling after the current batch…"
+    assert cancel.is_disabled()  # one press is enough
+    wait_state(page, "cancelled", 30_000)
+    status = text.inner_text()
+    assert status.startswith("Cancelled. Ranked 1 model on 160 of your images"), status
+    assert status.endswith("The others say “cancelled”."), status
+    assert cancel.is_hidden() and page.locator(f"{ROOT} .tlw-mb-rank-progress").is_hidden()
+
+    # the kernel kept Lite0's finished scores and marked the slow one cancelled, unscored
+    ranked = json.loads(nb.kernel(
+        "print(browser.scores[['rank', 'model', 'logme', 'knn_accuracy', 'error']]"
+        ".to_json(orient='records'))"))
+    assert [(r["model"], r["error"]) for r in ranked] == [
+        ("tf_efficientnet_lite0", ""), ("Slow", "cancelled")]
+    assert ranked[1]["rank"] is None and ranked[1]["logme"] is None
+    assert kernel_json(nb, "browser.scores.attrs['cancelled']") is True
+    # the page: Lite0 ranked with its figures; Slow says "cancelled" and shows no score at all
+    shown = {r[0]: r for r in rows(page)}
+    lite0, slow = shown["tf_efficientnet_lite0.in1k"], shown["Slow"]
+    assert lite0[1] == "1" and lite0[2] == f"{ranked[0]['logme']:.3f}"
+    assert lite0[3] == f"{100 * ranked[0]['knn_accuracy']:.1f}"
+    assert slow[1:4] == ["cancelled", "", ""], slow
+    page.locator(f"{ROOT} .tlw-mb-row", has_text="Slow").first.click()
+    nb.wait_for("browser.selected == 'Slow'")
+    details = page.locator(f"{ROOT} .tlw-mb-scores").inner_text()
+    assert "not scored: the ranking was cancelled" in details and "LogME" not in details
+    page.locator(ROOT).scroll_into_view_if_needed()
+    nb.screenshot("model_browser_ranking_cancelled-light", selector=ROOT)
+
+    # the button is usable again: it starts a new ranking (cancelled again from the kernel)
+    assert button.is_enabled() and button.inner_text() == "Rank again"
+    button.click()
+    wait_state(page, "running", 30_000)
+    nb.kernel("browser.cancel_ranking(); browser.wait_ranking(60)", timeout=90)
+    wait_state(page, "cancelled", 30_000)
+    assert button.is_enabled()
