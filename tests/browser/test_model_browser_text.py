@@ -4,14 +4,19 @@ create the model from that selection; light and dark screenshots."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
+
+from .conftest import REPO
 
 pytestmark = pytest.mark.browser
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 CELLS = [
-    "import os\nos.environ['HF_HUB_OFFLINE'] = '1'\n"
-    "import tlwidgets as tlw\nbrowser = tlw.ModelBrowser()\nbrowser",
+    ("import os\nos.environ['HF_HUB_OFFLINE'] = '1'\n"
+     "import tlwidgets as tlw\nbrowser = tlw.ModelBrowser()\nbrowser"),
 ]
 ROOT = ".tlw-mb"
 
@@ -63,7 +68,10 @@ def test_switch_to_text_see_minilm_offline_and_create_it(open_notebook, theme):
     out = nb.kernel("m = browser.create_model(num_classes=2)\n"
                     "print(type(m).__name__, m.tlw_load_report.pretrained)")
     assert out.split() == ["TextClassifier", "True"]
-    nb.screenshot(f"text-{theme}", selector=ROOT)
+    shot = nb.screenshot(f"text-{theme}", selector=ROOT)
+    # the README's picture; refreshed on request only, so a test run leaves the checkout clean
+    if theme == "light" and os.environ.get("TLW_UPDATE_DOCS_IMAGES") == "1":
+        shutil.copyfile(shot, REPO / "docs" / "images" / "model_browser_text-light.png")
     # back to images: the image table again
     root.get_by_role("tab", name="Images (timm)").click()
     root.locator(".tlw-mb-viewport").wait_for(state="visible", timeout=10_000)

@@ -5,8 +5,12 @@ a typed sentence predicted; with a CSV whose columns must be picked on the way."
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
+from .conftest import REPO
 from .test_studio import ROOT, click_button, open_tab, wait_text
 
 pytestmark = pytest.mark.browser
@@ -106,8 +110,11 @@ def test_the_studio_trains_a_head_on_the_text_sample(open_notebook, theme):
              .filter(m => m.offsetParent !== null)
              .map(m => m.querySelectorAll('td.tlw-cm-cell').length)""")
     assert cells == [4], cells
+    page.set_viewport_size({"width": 1400, "height": 1500})  # the whole tab in one picture
     page.mouse.move(0, 0)
-    nb.screenshot(f"evaluate-{theme}", selector=ROOT)
+    shot = nb.screenshot(f"evaluate-{theme}", selector=ROOT)
+    if theme == "light" and os.environ.get("TLW_UPDATE_DOCS_IMAGES") == "1":  # the README's
+        shutil.copyfile(shot, REPO / "docs" / "images" / "studio-text-evaluate.png")
 
     # 6 · Predict: a typed sentence, markup shown as text
     open_tab(page, "Predict")
