@@ -29,8 +29,9 @@ SCORE_SENTENCES: dict[str, str] = {
         "only compares models on the same data."
     ),
     "knn_accuracy": (
-        "k-NN accuracy: the share of your sampled images whose 5 nearest neighbours in the "
-        "model's feature space mostly carry their own label, each image left out in turn."
+        "k-NN accuracy: the share of your sampled validation images whose 5 nearest training "
+        "images in the model's feature space mostly carry their own label (without a "
+        "validation split, each training image left out in turn); the rank follows it."
     ),
     "top1": (
         "ImageNet top-1, the static prior: on public benchmarks the ImageNet ranking alone "

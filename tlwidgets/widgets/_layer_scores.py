@@ -24,9 +24,10 @@ __all__ = ["LAYER_SENTENCE", "LayerScoring", "encode_layer_scores", "scoring_tex
 #: What the Score column means, in one sentence (the panel shows it under the tree).
 LAYER_SENTENCE = (
     "Score: LogME of each layer group's pooled output on your images (how well a linear "
-    "classifier on the features after that group explains your labels; higher is better); the "
-    "best group is where the pretrained features fit your data best, so freezing up to it and "
-    "training what follows is the suggested freeze point."
+    "classifier on the features after that group explains your labels; higher is better). The "
+    "star marks the group whose features classify your validation images best by k-NN (ties "
+    "broken by LogME): where the pretrained features fit your data best, so freezing up to it "
+    "and training what follows is the suggested freeze point."
 )
 
 
