@@ -106,6 +106,10 @@ def test_scores_do_not_depend_on_class_names_order_or_feature_order():
     cols = rng.permutation(feats.shape[1])
     rows = rng.permutation(len(labels))
     base_logme, base_knn = tlw.logme(feats, labels), tlw.knn_accuracy(feats, labels, k=5)
+    # held out: the first 60 rows are the training images, the last 30 the validation ones
+    tr, va = slice(0, 60), slice(60, 90)
+    base_held = tlw.knn_accuracy(feats[tr], labels[tr], k=5, valid_features=feats[va],
+                                 valid_labels=labels[va])
     for f, y in [
         (feats, relabel[labels]),
         (feats, names),
@@ -115,6 +119,9 @@ def test_scores_do_not_depend_on_class_names_order_or_feature_order():
     ]:
         assert tlw.logme(f, y) == pytest.approx(base_logme, abs=1e-6)
         assert tlw.knn_accuracy(f, y, k=5) == pytest.approx(base_knn)
+    for f, y in [(feats, relabel[labels]), (feats, names), (feats[:, cols], labels)]:
+        held = tlw.knn_accuracy(f[tr], y[tr], k=5, valid_features=f[va], valid_labels=y[va])
+        assert held == pytest.approx(base_held)
 
 
 def test_logme_is_invariant_to_the_scale_of_the_features():
