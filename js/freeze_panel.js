@@ -250,9 +250,10 @@ function render({ model, el }) {
       row.trainable.title = formatExact(trainable[i]);
       const sc = isGroup ? scoreOf.get(tree.names[i]) : undefined;
       row.el.classList.toggle("tlw-fp-suggested", !!(sc && sc.suggested));
-      row.score.textContent = sc && sc.logme !== null ? `${sc.suggested ? "★ " : ""}${sc.logme.toFixed(3)}` : "";
+      // the score that picks the suggested group: held-out k-NN accuracy (LogME breaks ties)
+      row.score.textContent = sc && sc.knn_pct !== null ? `${sc.suggested ? "★ " : ""}${sc.knn_pct.toFixed(1)} %` : "";
       row.score.title = sc
-        ? `LogME ${sc.logme === null ? "n/a" : sc.logme.toFixed(4)} · k-NN ${sc.knn_pct === null ? "n/a" : `${sc.knn_pct.toFixed(1)} %`} · ${sc.feature_dim} features${sc.suggested ? " · the suggested freeze point" : ""}`
+        ? `k-NN ${sc.knn_pct === null ? "n/a" : `${sc.knn_pct.toFixed(1)} %`} · LogME ${sc.logme === null ? "n/a" : sc.logme.toFixed(4)} · ${sc.feature_dim} features${sc.suggested ? " · the suggested freeze point" : ""}`
         : "";
       if (isGroup && showLr) {
         row.lr.hidden = false;

@@ -42,21 +42,25 @@ def test_the_suggested_freeze_point_is_applied_in_one_click(open_notebook):
     page.wait_for_function(
         "() => document.querySelector('.tlw-fp-scores')?.dataset.state === 'done'",
         timeout=180_000)
-    table = kernel_value(nb, "panel.layer_score_table[['name', 'logme', 'suggested']]"
+    table = kernel_value(nb, "panel.layer_score_table[['name', 'knn_accuracy', 'suggested']]"
                              ".to_dict('list')")
     n = kernel_value(nb, "panel.suggested_freeze_to")
     best = table["name"][table["suggested"].index(True)]
-    # the Score column: each group's LogME, the suggested one starred
+    # the Score column: each group's k-NN accuracy (what picks the suggestion), the suggested
+    # one starred
     assert root.locator(".tlw-fp-header .tlw-fp-score").is_visible()
     shown = root.evaluate(
         """r => Object.fromEntries(Array.from(r.querySelectorAll('.tlw-fp-item.tlw-fp-group:not([hidden])'))
              .map(e => [e.querySelector('.tlw-fp-text').textContent, e.querySelector('.tlw-fp-score').textContent]))""")
-    for name, logme, suggested in zip(table["name"], table["logme"], table["suggested"]):
-        assert shown[name] == f"{'★ ' if suggested else ''}{logme:.3f}", (name, shown)
+    for name, knn, suggested in zip(table["name"], table["knn_accuracy"], table["suggested"]):
+        star, value = ("★ ", shown[name][2:]) if suggested else ("", shown[name])
+        assert shown[name].startswith(star) and value.endswith(" %"), (name, shown)
+        # one decimal (JS rounds a half up where Python's format rounds it to even)
+        assert abs(float(value[:-2]) - 100 * knn) <= 0.05 + 1e-9, (name, shown)
     assert shown["head"] == ""
     assert root.locator(".tlw-fp-item.tlw-fp-suggested .tlw-fp-text").inner_text() == best
     assert f"freeze up to {best}" in root.locator(".tlw-fp-score-text").inner_text()
-    assert root.locator(".tlw-fp-score-explain").inner_text().startswith("Score: LogME of each")
+    assert root.locator(".tlw-fp-score-explain").inner_text().startswith("Score: k-NN accuracy of each")
 
     # one click applies it: tlw.freeze_to(model, n) in the kernel
     apply = root.locator(".tlw-fp-apply-suggested")

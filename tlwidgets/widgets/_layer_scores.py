@@ -23,11 +23,11 @@ __all__ = ["LAYER_SENTENCE", "LayerScoring", "encode_layer_scores", "scoring_tex
 
 #: What the Score column means, in one sentence (the panel shows it under the tree).
 LAYER_SENTENCE = (
-    "Score: LogME of each layer group's pooled output on your images (how well a linear "
-    "classifier on the features after that group explains your labels; higher is better). The "
-    "star marks the group whose features classify your validation images best by k-NN (ties "
-    "broken by LogME): where the pretrained features fit your data best, so freezing up to it "
-    "and training what follows is the suggested freeze point."
+    "Score: k-NN accuracy of each layer group's pooled output: the share of your sampled "
+    "validation images whose 5 nearest training images, in the features after that group, "
+    "carry their label (LogME, in the hover text, breaks ties). The star marks the best group: "
+    "where the pretrained features fit your data best, so freezing up to it and training what "
+    "follows is the suggested freeze point."
 )
 
 
