@@ -182,6 +182,16 @@ def test_one_class_empty_table_and_not_a_dataframe_are_errors():
         tlw.TextData.from_dataframe({"text": ["a"]}, tokenizer=minilm_tokenizer())
 
 
+def test_a_label_column_of_distinct_values_is_refused_not_split_into_nothing():
+    # e.g. an id or the text itself picked as the label: every "class" has one text, so a
+    # stratified split would leave the validation split empty
+    df = reviews_frame()
+    df["label"] = [f"id-{i}" for i in range(len(df))]
+    with pytest.raises(tlw.DataError, match=r"no class of the 'label' column has two texts.*"
+                                            r"Check that 'label' is the label column"):
+        make(df)
+
+
 def test_from_csv_reads_tsv_and_lists_bad_rows_by_line(tmp_path):
     df = reviews_frame()
     df.loc[2, "text"] = ""

@@ -417,6 +417,13 @@ class TextData:
                 f"classifier needs at least two classes in the {label!r} column."
             )
         tr, va = stratified_split(labels, pct, seed, names)
+        if pct > 0 and not va:
+            raise DataError(
+                f"no class of the {label!r} column has two texts, so nothing is left to "
+                f"validate on ({len(present)} distinct values for {len(labels)} texts, e.g. "
+                f"{', '.join(repr(names[c]) for c in present[:3])}). Check that {label!r} is "
+                "the label column, or give each class at least two texts."
+            )
         return cls(
             classes=names,
             train_items=[(keep_text[i], labels[i]) for i in tr],
