@@ -50,8 +50,8 @@ _EXPLAIN = {
     ),
     "evaluate": (
         "Where does the model go wrong? Each cell of the confusion matrix is a count: the "
-        "validation images of one true class (row) that the model predicted as one class "
-        "(column). The diagonal is right, every other cell a mix-up; hover a cell for its share "
+        "validation images (or texts) of one true class (row) that the model predicted as one "
+        "class (column). The diagonal is right, every other cell a mix-up; hover a cell for its share "
         "of the row, or switch the matrix to row %. Below: the images (or texts) it got most "
         "confidently wrong, with the probability it gave to the class it chose."
     ),
