@@ -98,12 +98,15 @@ export function rankOrder(cols, n, dir = "asc") {
   return Int32Array.from(rows);
 }
 
-/** What the Rank cell shows: the rank, "failed" (reason in the tooltip), or "" when unranked. */
+/** What the Rank cell shows: the rank, "failed" (reason in the tooltip), "–" when the ranking
+ * was cancelled before it (the narrow cell cut "cancelled"; the tooltip says it), or "" when
+ * unranked. */
 export function rankCell(cols, i) {
   const rank = cols.score_rank ? cols.score_rank[i] : NaN;
   const error = cols.rank_error ? cols.rank_error[i] : null;
   if (!Number.isNaN(rank)) return { text: formatNumber(rank, 0), title: "" };
-  if (error) return { text: error === "cancelled" ? "cancelled" : "failed", title: error };
+  if (error === "cancelled") return { text: "–", title: "not scored: the ranking was cancelled" };
+  if (error) return { text: "failed", title: error };
   return { text: "", title: "" };
 }
 

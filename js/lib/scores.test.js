@@ -103,6 +103,8 @@ test("rank cells: the rank, 'failed' with the reason, nothing for unranked rows"
   assert.deepEqual(rankCell(cols, 2), { text: "1", title: "" });
   assert.deepEqual(rankCell(cols, 1), { text: "failed", title: "OSError: no weights" });
   assert.deepEqual(rankCell(cols, 0), { text: "", title: "" });
+  const cancelled = { ...cols, rank_error: cols.rank_error.map((e, i) => (i === 0 ? "cancelled" : e)) };
+  assert.deepEqual(rankCell(cancelled, 0), { text: "–", title: "not scored: the ranking was cancelled" });
 });
 
 test("details: the scores with their sentences, the similarity card, and why a model failed", () => {

@@ -44,7 +44,7 @@ export function drawDetails(details, { cols, i, hidden, kind, hubDetail, scores 
     dl.appendChild(dd);
     return dd;
   };
-  add("Architecture", `${cols.architecture[i]}${cols.tag[i] ? `  ·  tag ${cols.tag[i]}` : ""}`);
+  add("Architecture", `${str("architecture")}${cols.tag[i] ? `  ·  tag ${cols.tag[i]}` : ""}`);
   add("Family", str("family"));
   add("Pretrained on", str("pretrain"));
   add("Parameters", `${num("params_m", 2, " M")}   ·   ${num("gmacs", 2, " GMACs")}`);

@@ -144,7 +144,7 @@ def test_cancel_while_ranking_shows_cancelled_and_the_button_ranks_again(open_no
     wait_state(page, "cancelled", 30_000)
     status = text.inner_text()
     assert status.startswith("Cancelled. Ranked 1 model on 160 of your images"), status
-    assert status.endswith("The others say “cancelled”."), status
+    assert status.endswith("The others are not scored (Rank “–”)."), status
     assert cancel.is_hidden() and page.locator(f"{ROOT} .tlw-mb-rank-progress").is_hidden()
 
     # the kernel kept Lite0's finished scores and marked the slow one cancelled, unscored
@@ -155,12 +155,16 @@ def test_cancel_while_ranking_shows_cancelled_and_the_button_ranks_again(open_no
         ("tf_efficientnet_lite0", ""), ("Slow", "cancelled")]
     assert ranked[1]["rank"] is None and ranked[1]["logme"] is None
     assert kernel_json(nb, "browser.scores.attrs['cancelled']") is True
-    # the page: Lite0 ranked with its figures; Slow says "cancelled" and shows no score at all
+    # the page: Lite0 ranked with its figures; Slow shows "–" (its tooltip: cancelled) and no
+    # score at all
     shown = {r[0]: r for r in rows(page)}
     lite0, slow = shown["tf_efficientnet_lite0.in1k"], shown["Slow"]
     assert lite0[1] == "1" and lite0[2] == f"{ranked[0]['logme']:.3f}"
     assert lite0[3] == f"{100 * ranked[0]['knn_accuracy']:.1f}"
-    assert slow[1:4] == ["cancelled", "", ""], slow
+    assert slow[1:4] == ["–", "", ""], slow
+    rank_cell = page.locator(f"{ROOT} .tlw-mb-row", has_text="Slow").first.locator("div, td, span")
+    titles = rank_cell.evaluate_all("els => els.map(e => e.title)")
+    assert "not scored: the ranking was cancelled" in titles, titles
     page.locator(f"{ROOT} .tlw-mb-row", has_text="Slow").first.click()
     nb.wait_for("browser.selected == 'Slow'")
     details = page.locator(f"{ROOT} .tlw-mb-scores").inner_text()

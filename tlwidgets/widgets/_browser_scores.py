@@ -184,5 +184,5 @@ def ranking_text(state: str, update: dict[str, Any], data_text: str, what: str) 
     if failed:
         text += f" {failed} could not be scored: its row says why."
     if state == "cancelled":
-        text = "Cancelled. " + text + " The others say “cancelled”."
+        text = "Cancelled. " + text + " The others are not scored (Rank “–”)."
     return text
