@@ -17,7 +17,12 @@ Candidates on each task (11): the three offline EfficientNet-Lite models
 ``create_model(..., weights="none")``), and seven per-stage cuts of the pretrained Lite0 (the
 globally pooled output of layer groups 0-6: stem, blocks.0 ... blocks.5).
 
-Ground truth: the validation accuracy of a **linear head trained on the frozen features** (the
+Held-out evaluation: each task's validation split is cut into two disjoint stratified halves
+(``split_valid``, seed ``SPLIT_SEED``; per class, a random half rounded down goes to ranking):
+the **ranking half** is the validation split of the data the scores get, the **test half** is
+where the ground truth is measured, so no score sees an image its ground truth is measured on.
+
+Ground truth: the test-half accuracy of a **linear head trained on the frozen features** (the
 whole training split, eval transform; standardised features; multinomial logistic regression,
 L2 1e-3, full-batch L-BFGS to convergence from zero; deterministic), i.e. head-only fine-tuning
 of each candidate. It is slow-ish to compute, so it is stored in
@@ -32,8 +37,7 @@ many validation images (k-NN accuracy is held out: validation images against tra
 over all 11 candidates: k-NN accuracy, ties broken by LogME), LogME, k-NN accuracy, leave-one-
 out k-NN and the static prior (ImageNet top-1; random init lowest, cuts share Lite0's) against
 the ground truth, and the accuracy points lost by picking each one's top-ranked candidate
-instead of the best (among tied scores, the worst of them). The ground truth's validation
-images include the sampled ones the k-NN score sees (all of them on the small tasks).
+instead of the best (among tied scores, the worst of them), both on the test half.
 
 Speed: ranking the 3 offline backbones on 500 images at 128 px (digits, 50 per class), loading
 and extraction included; LogME alone on N=2,000, D=1,280, 10 classes.
@@ -69,6 +73,7 @@ FULL = ["tf_efficientnet_lite0.in1k", "tf_efficientnet_lite1.in1k", "tf_efficien
 RANDOM = "tf_efficientnet_lite0 (random init)"
 CUT_GROUPS = range(7)  # layer groups of Lite0 before the last body group (stem, blocks.0..5)
 WD = 1e-3
+SPLIT_SEED = 0  # the ranking / test halves of each validation split
 
 
 # ------------------------------------------------------------------------------------ tasks
@@ -140,6 +145,26 @@ TASKS = {"textures": task_textures, "faces": task_faces, "digits": task_digits,
          "photos": task_photos}
 
 
+def split_valid(data: tlw.ImageData, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint stratified halves of the validation positions: (ranking, test). Per class,
+    the members are shuffled with ``seed`` and the first ``n // 2`` go to ranking, the rest to
+    test (the test half gets the odd one)."""
+    y = np.array([int(lab) for _, lab in data.valid_items])
+    rng = np.random.default_rng(seed)
+    rank_half, test_half = [], []
+    for cls in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == cls))
+        rank_half.append(members[: len(members) // 2])
+        test_half.append(members[len(members) // 2:])
+    return np.sort(np.concatenate(rank_half)), np.sort(np.concatenate(test_half))
+
+
+def ranking_data(data: tlw.ImageData, seed: int = SPLIT_SEED) -> tlw.ImageData:
+    """The data the scores get: the whole training split, the ranking half as validation."""
+    rank_half, _ = split_valid(data, seed)
+    return data.subset(range(len(data.train_items)), rank_half)
+
+
 # ------------------------------------------------------------------------------------ models
 
 
@@ -155,14 +180,23 @@ def cut_label(group_name: str) -> str:
 # ------------------------------------------------------------------------------------ ground truth
 
 
-def linear_probe(xtr, ytr, xva, yva) -> tuple[float, float]:
-    """Validation accuracy and loss of an L2-regularised softmax head trained to convergence."""
+def linear_probe_halves(xtr, ytr, xva, yva, rank_half, test_half) -> dict[str, float]:
+    """One head trained on the training features, measured on the test half (``accuracy``,
+    ``valid_loss``), the ranking half and the whole validation split (for reference)."""
+    sets = {"test": test_half, "rank": rank_half, "all": np.arange(len(yva))}
+    res = linear_probe(xtr, ytr, {k: (xva[i], yva[i]) for k, i in sets.items()})
+    return {"accuracy": res["test"][0], "valid_loss": res["test"][1],
+            "accuracy_rank_half": res["rank"][0], "accuracy_all_valid": res["all"][0]}
+
+
+def linear_probe(xtr, ytr, evals: dict) -> dict[str, tuple[float, float]]:
+    """Accuracy and loss on each of ``evals`` ({name: (features, labels)}) of an
+    L2-regularised softmax head trained to convergence on (xtr, ytr)."""
     xtr = torch.as_tensor(xtr, dtype=torch.float64)
-    xva = torch.as_tensor(xva, dtype=torch.float64)
-    ytr, yva = torch.as_tensor(ytr), torch.as_tensor(yva)
+    ytr = torch.as_tensor(ytr)
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
-    xtr, xva = (xtr - mu) / sd, (xva - mu) / sd
-    n_cls = int(max(ytr.max(), yva.max())) + 1
+    xtr = (xtr - mu) / sd
+    n_cls = int(max([int(ytr.max())] + [int(np.max(y)) for _, y in evals.values()])) + 1
     w = torch.zeros(xtr.shape[1], n_cls, dtype=torch.float64, requires_grad=True)
     b = torch.zeros(n_cls, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([w, b], lr=1, max_iter=1000, tolerance_grad=1e-10,
@@ -176,14 +210,22 @@ def linear_probe(xtr, ytr, xva, yva) -> tuple[float, float]:
         return loss
 
     opt.step(closure)
+    out = {}
     with torch.no_grad():
-        logits = xva @ w + b
-        acc = float((logits.argmax(1) == yva).double().mean())
-        loss = float(torch.nn.functional.cross_entropy(logits, yva))
-    return acc, loss
+        for key, (xva, yva) in evals.items():
+            xva = (torch.as_tensor(xva, dtype=torch.float64) - mu) / sd
+            yva = torch.as_tensor(yva)
+            logits = xva @ w + b
+            out[key] = (float((logits.argmax(1) == yva).double().mean()),
+                        float(torch.nn.functional.cross_entropy(logits, yva)))
+    return out
 
 
 def ground_truth(data: tlw.ImageData, log) -> dict[str, dict[str, float]]:
+    """Per candidate: ``accuracy`` / ``valid_loss`` on the test half (what the benchmark
+    compares with), and for reference ``accuracy_rank_half`` / ``accuracy_all_valid``; the
+    head is trained on the whole training split."""
+    rank_half, test_half = split_valid(data)
     out: dict[str, dict[str, float]] = {}
     models = {name: tlw.create_model(name, num_classes=data.num_classes) for name in FULL}
     models[RANDOM] = random_lite0(data.num_classes)
@@ -194,11 +236,11 @@ def ground_truth(data: tlw.ImageData, log) -> dict[str, dict[str, float]]:
         t = time.perf_counter()
         tr = backbone_features(model, data, split="train", layers=layers)
         va = backbone_features(model, data, split="valid", layers=layers)
-        acc, loss = linear_probe(tr.features, tr.labels, va.features, va.labels)
-        out[label] = {"accuracy": acc, "valid_loss": loss}
+        out[label] = linear_probe_halves(tr.features, tr.labels, va.features, va.labels,
+                                         rank_half, test_half)
         for name, _ in layers:
-            acc, loss = linear_probe(tr.layers[name], tr.labels, va.layers[name], va.labels)
-            out[cut_label(name)] = {"accuracy": acc, "valid_loss": loss}
+            out[cut_label(name)] = linear_probe_halves(
+                tr.layers[name], tr.labels, va.layers[name], va.labels, rank_half, test_half)
         log(f"    ground truth {label}: {out[label]['accuracy']:.4f} "
             f"({time.perf_counter() - t:.1f} s)")
     return out
@@ -211,11 +253,20 @@ def load_fixture() -> dict:
 
 
 def save_fixture(fixture: dict) -> None:
+    fixture["split_seed"] = SPLIT_SEED
     fixture["how"] = (
-        "Validation accuracy of a linear head trained on frozen features of each candidate "
-        "(head-only fine-tuning): features = tlw.ranking.features.backbone_features (the "
-        "classifier's input, eval mode, eval transform of data.with_model(model)) of the whole "
-        "train and valid splits; standardised with the train mean/std; multinomial logistic "
+        "accuracy / valid_loss: accuracy on the TEST HALF of the validation split of a linear "
+        "head trained on frozen features of each candidate (head-only fine-tuning). The "
+        "validation split is cut into two disjoint stratified halves by "
+        f"benchmarks/bench_ranking.py split_valid (seed {SPLIT_SEED}: per class the members "
+        "are shuffled with numpy default_rng(seed) and the first n // 2 form the ranking half, "
+        "the rest the test half); the scores (rank_models / rank_layers) get only the ranking "
+        "half as validation, the ground truth is measured only on the test half "
+        "(accuracy_rank_half and accuracy_all_valid are the same head on the other half and "
+        "on the whole split, for reference only). Features = "
+        "tlw.ranking.features.backbone_features (the classifier's input, eval mode, eval "
+        "transform of data.with_model(model)) of the whole train split and the whole valid "
+        "split; the head trains on the whole train split; standardised with the train mean/std; multinomial logistic "
         f"regression, L2 {WD} (sum of squared weights / 2), zero init, full-batch L-BFGS "
         "(strong Wolfe, max 1000 iterations, tolerance 1e-10) in float64. Cuts: Lite0's pooled "
         "output of layer groups 0-6. Random init: torch.manual_seed(0) then "
@@ -333,15 +384,24 @@ def main() -> None:
         log(f"  {data}")
         if args.rebuild_ground_truth or task not in fixture["tasks"]:
             truth = ground_truth(data, log)
+            rank_half, test_half = split_valid(data)
             fixture["tasks"][task] = {
                 "data": repr(data), "n_train": len(data.train_items),
-                "n_valid": len(data.valid_items), "candidates": truth,
+                "n_valid": len(data.valid_items), "n_valid_rank_half": len(rank_half),
+                "n_valid_test_half": len(test_half), "split_seed": SPLIT_SEED,
+                "candidates": truth,
                 "made": f"{datetime.date.today()} torch {torch.__version__}",
             }
             save_fixture(fixture)
+        if fixture["tasks"][task].get("split_seed") != SPLIT_SEED:
+            raise SystemExit(f"the fixture's {task!r} ground truth is not on the test half of "
+                             f"split seed {SPLIT_SEED}; run with --rebuild-ground-truth")
         truth = fixture["tasks"][task]["candidates"]
+        rank_data = ranking_data(data)
+        log(f"  scores get {rank_data} (ranking half); ground truth on the other "
+            f"{fixture['tasks'][task]['n_valid_test_half']} validation images (test half)")
         t = time.perf_counter()
-        rows = scores(data, args.per_class)
+        rows = scores(rank_data, args.per_class)
         log(f"  scores of {len(rows)} candidates in {time.perf_counter() - t:.1f} s")
         rows["accuracy"] = [truth[m]["accuracy"] for m in rows["model"]]
         with pd.option_context("display.width", 160, "display.max_columns", 12):
