@@ -397,6 +397,24 @@ def test_a_dashboard_keeps_the_console_progress_out_of_the_notebook(trainer_fact
     assert "train_loss" in out
 
 
+def test_a_dashboard_made_after_a_run_or_following_its_folder_draws_the_lr_from_step_one(
+        trainer_factory):
+    trainer = trainer_factory(epochs=1, schedule="one_cycle")
+    trainer.fit()
+    lrs = trainer.steps["lr"].to_numpy(float)
+    assert len(lrs) > 3 and lrs.max() > 2 * lrs.min()  # a curve, not a constant
+    follower = tlw.RunFollower(trainer.run_dir, live=False)
+    with record_traffic():
+        for source in (trainer, follower):
+            dash = TrainingDashboard(source, evaluate=False)
+            dash.flush(final=True)
+            assert dash.lr_line.x.tolist() == trainer.steps["step"].astype(float).tolist()
+            np.testing.assert_allclose(np.asarray(dash.lr_line.y, dtype=float).reshape(-1), lrs,
+                                       rtol=1e-6)
+            dash.close()
+    follower.close()
+
+
 def test_a_fine_tune_run_whose_group_count_changes_still_flushes(trainer_factory):
     trainer = trainer_factory(epochs=1)
     with record_traffic():

@@ -284,6 +284,12 @@ class TrainingDashboard(widgets.VBox):
         for s, loss in zip(_col(steps, "step"), _col(steps, "loss")):
             b.loss.append(float(s), float(loss))
             b.last_step = float(s)
+        # the recorded steps keep the last param group's rate (the head's): shown as that group,
+        # so a dashboard attached mid-run (or following a folder) draws the LR from step 1
+        for s, lr in zip(_col(steps, "step"), _col(steps, "lr")):
+            if math.isfinite(lr):
+                b.lr_steps.append(float(s))
+                b.lrs.append([float(lr)])
         for key, attr in (("epoch", "last_epoch"), ("batch", "last_batch")):
             col = _col(steps, key)
             if len(col) and math.isfinite(col[-1]):
@@ -524,7 +530,7 @@ class TrainingDashboard(widgets.VBox):
 
     def _group_names(self, n: int) -> list[str]:
         # the current optimizer's groups; a run whose group count changed (fine_tune: the head,
-        # then every layer group) keeps its earlier points, padded with NaN (gaps)
+        # then every layer group) keeps its earlier points as the last groups' (see _ragged)
         names = getattr(self.trainer, "param_group_names", None)
         if callable(names):
             names = names()
@@ -691,7 +697,15 @@ def _pad_series(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ragged(rows: list[list[float]]) -> np.ndarray:
-    """Learning rates per step as a 2-d array; rows of fewer groups padded with NaN."""
+    """Learning rates per step as a 2-d array; rows of fewer groups padded with NaN on the left.
+
+    Param groups run from the stem to the head and freezing leaves the first ones out, so a row
+    of fewer groups (fine_tune's head-only epoch, a recorded step's single rate) is the last
+    groups'.
+
+    >>> _ragged([[1.0], [2.0, 3.0]]).tolist()
+    [[nan, 1.0], [2.0, 3.0]]
+    """
     if not rows:
         return np.empty((0, 0))
     width = max(len(r) for r in rows)
@@ -699,5 +713,5 @@ def _ragged(rows: list[list[float]]) -> np.ndarray:
         return np.array(rows, dtype=float)
     out = np.full((len(rows), width), np.nan)
     for i, r in enumerate(rows):
-        out[i, : len(r)] = r
+        out[i, width - len(r):] = r
     return out
