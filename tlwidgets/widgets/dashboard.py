@@ -31,20 +31,14 @@ from ._charts import Charts
 from ._evaluation_view import ConfusionMatrixView, evaluation_widgets
 from ._inputs import RunInputs, check_int, check_number
 from ._publisher import Publisher
+from ._run_buffers import TERMINAL, RunBuffers, ragged
 from ._runs import RunRecord, find_label, next_run_id, recorded_runs, register, run_label, weak_ref
-from ._series import LossSeries, decimate_minmax, decimate_stride
+from ._series import decimate_minmax, decimate_stride
 from ._status_text import epoch_table_html, fmt_bytes, fmt_duration, where_parts
 from .run_controls import STATES, RunControls
 
 __all__ = ["RunRecord", "TrainingDashboard", "recorded_runs"]
 
-TERMINAL = ("finished", "stopped", "failed")
-
-
-def _col(df: Any, name: str) -> np.ndarray:
-    if df is None or name not in getattr(df, "columns", ()):
-        return np.array([], dtype=float)
-    return df[name].to_numpy(dtype=float, na_value=np.nan)
 
 
 def _f32(a: np.ndarray) -> np.ndarray:
@@ -57,37 +51,6 @@ def _error_div(title: str, text: str) -> str:
         "var(--jp-error-color1,#d32f2f);padding:6px 10px;border-radius:4px;"
         f"white-space:pre-wrap'><b>{html.escape(title)}</b> {html.escape(text)}</div>"
     )
-
-
-class _Buffers:
-    """What the trainer's thread appends and the publisher reads; every access under ``lock``."""
-
-    def __init__(self, beta: float) -> None:
-        self.lock = threading.Lock()
-        self.loss = LossSeries(beta)
-        self.lr_steps: list[float] = []
-        self.lrs: list[list[float]] = []
-        self.epochs: list[dict[str, float]] = []
-        self.state = "idle"
-        self.error: str | None = None
-        self.img_s = math.nan
-        self.last_step = -1.0
-        self.last_epoch = 0  # the epoch (1-based) and batch of the last step event
-        self.last_batch = 0
-        self.step_version = 0
-        self.epoch_version = 0
-        self.state_version = 0
-
-    def reset(self) -> None:
-        self.loss.clear()
-        self.lr_steps.clear()
-        self.lrs.clear()
-        self.epochs.clear()
-        self.error = None
-        self.last_step = -1.0
-        self.last_epoch = self.last_batch = 0
-        self.step_version += 1
-        self.epoch_version += 1
 
 
 class TrainingDashboard(widgets.VBox):
@@ -153,7 +116,7 @@ class TrainingDashboard(widgets.VBox):
         self.evaluate_on_end = evaluate
         self.evaluation: Any = None
         self.confusion_view: ConfusionMatrixView | None = None
-        self._buf = _Buffers(smoothing)
+        self._buf = RunBuffers(smoothing)
         self._sent = {"step": -1, "epoch": -1, "state": -1, "compare": -1}
         self._compare_version = 0
         # not "_compare": that name is the Widget method traitlets uses to compare values (repr)
@@ -278,87 +241,14 @@ class TrainingDashboard(widgets.VBox):
 
     def _load_existing(self) -> None:
         """Show what the trainer already has (created after or between runs, or resumed)."""
-        steps = getattr(self.trainer, "steps", None)
-        hist = getattr(self.trainer, "history", None)
-        b = self._buf
-        for s, loss in zip(_col(steps, "step"), _col(steps, "loss")):
-            b.loss.append(float(s), float(loss))
-            b.last_step = float(s)
-        # the recorded steps keep the last param group's rate (the head's): shown as that group,
-        # so a dashboard attached mid-run (or following a folder) draws the LR from step 1
-        for s, lr in zip(_col(steps, "step"), _col(steps, "lr")):
-            if math.isfinite(lr):
-                b.lr_steps.append(float(s))
-                b.lrs.append([float(lr)])
-        for key, attr in (("epoch", "last_epoch"), ("batch", "last_batch")):
-            col = _col(steps, key)
-            if len(col) and math.isfinite(col[-1]):
-                setattr(b, attr, int(col[-1]))
-        if hist is not None and len(getattr(hist, "index", ())):
-            for row in hist.to_dict("records"):
-                b.epochs.append(self._epoch_row(row))
-        b.state = str(getattr(self.trainer, "state", "idle"))
-        b.step_version += 1
-        b.epoch_version += 1
-        b.state_version += 1
+        self._buf.load(self.trainer)
 
     # ----------------------------------------------------------------- events (trainer thread)
     def _on_event(self, event: Any) -> None:
         """Called on the trainer's thread: append to buffers, never touch a widget."""
-        kind = getattr(event, "kind", None)
-        data = getattr(event, "data", None) or {}
-        b = self._buf
-        with b.lock:
-            if kind == "step":
-                step = float(data.get("step", b.last_step + 1))
-                if step < b.last_step:  # a new run restarted the step count
-                    self._archive_locked()
-                    b.reset()
-                loss = data.get("loss")
-                if loss is not None:
-                    b.loss.append(step, float(loss))
-                lrs = data.get("lrs")
-                if lrs:
-                    b.lr_steps.append(step)
-                    b.lrs.append([float(v) for v in lrs])
-                if data.get("img_s") is not None:
-                    b.img_s = float(data["img_s"])
-                for key, attr in (("epoch", "last_epoch"), ("batch", "last_batch")):
-                    if data.get(key) is not None:
-                        setattr(b, attr, int(data[key]))
-                b.last_step = step
-                b.step_version += 1
-            elif kind == "epoch":
-                row = self._epoch_row(data)
-                if not math.isfinite(row["step"]):
-                    row["step"] = b.last_step
-                b.epochs.append(row)
-                b.epoch_version += 1
-            elif kind == "state":
-                new = str(data.get("state", b.state))
-                if new == "running" and b.state in TERMINAL:
-                    b.error = None
-                b.state = new
-                b.state_version += 1
-            elif kind == "error":
-                b.error = str(data.get("message") or data.get("error") or "training failed")
-                b.state_version += 1
-            else:
-                return
-        final = kind == "state" and b.state in TERMINAL
-        self._publisher.kick(final=final)
-
-    @staticmethod
-    def _epoch_row(data: dict[str, Any]) -> dict[str, float]:
-        def num(key: str) -> float:
-            v = data.get(key)
-            try:
-                return float(v) if v is not None else math.nan
-            except (TypeError, ValueError):
-                return math.nan
-
-        return {k: num(k) for k in ("epoch", "step", "train_loss", "valid_loss", "accuracy",
-                                    "seconds")}
+        changed, final = self._buf.ingest(event, on_restart=self._archive_locked)
+        if changed:
+            self._publisher.kick(final=final)
 
     def _archive_locked(self) -> RunRecord | None:
         """Record the current run's curves for comparisons (caller holds the buffer lock)."""
@@ -393,10 +283,8 @@ class TrainingDashboard(widgets.VBox):
                 t.resume()
             elif action == "stop":
                 t.stop()
-        except Exception as err:  # shown in the dashboard; the kernel keeps going
-            with self._buf.lock:
-                self._buf.error = f"{type(err).__name__}: {err}"
-                self._buf.state_version += 1
+        except Exception as err:  # noqa: BLE001 - shown in the dashboard; the kernel keeps going
+            self._buf.set_error(f"{type(err).__name__}: {err}")
             self._publisher.kick()
 
     def _apply_inputs(self) -> bool:
@@ -474,7 +362,7 @@ class TrainingDashboard(widgets.VBox):
                 if step_changed:
                     x, raw, smooth = b.loss.arrays()
                     lr_x = np.array(b.lr_steps, dtype=float)
-                    lrs = _ragged(b.lrs)
+                    lrs = ragged(b.lrs)
                 if epoch_changed:
                     epochs = [dict(r) for r in b.epochs]
                 state, error, img_s = b.state, b.error, b.img_s
@@ -694,24 +582,3 @@ def _pad_to(a: np.ndarray, n: int) -> np.ndarray:
 def _pad_series(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = np.isfinite(y)
     return x[ok], y[ok]
-
-
-def _ragged(rows: list[list[float]]) -> np.ndarray:
-    """Learning rates per step as a 2-d array; rows of fewer groups padded with NaN on the left.
-
-    Param groups run from the stem to the head and freezing leaves the first ones out, so a row
-    of fewer groups (fine_tune's head-only epoch, a recorded step's single rate) is the last
-    groups'.
-
-    >>> _ragged([[1.0], [2.0, 3.0]]).tolist()
-    [[nan, 1.0], [2.0, 3.0]]
-    """
-    if not rows:
-        return np.empty((0, 0))
-    width = max(len(r) for r in rows)
-    if all(len(r) == width for r in rows):
-        return np.array(rows, dtype=float)
-    out = np.full((len(rows), width), np.nan)
-    for i, r in enumerate(rows):
-        out[i, width - len(r):] = r
-    return out
