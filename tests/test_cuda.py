@@ -86,3 +86,36 @@ def test_the_loss_is_read_one_step_late_without_waiting_much(tmp_path: Path) -> 
     t.fit()
     total = float(t.steps["time"].iloc[-1])
     assert t.step_loop.sync_seconds < total  # the readback overlapped queued work
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_a_text_model_trains_under_amp_on_the_gpu(tmp_path: Path, amp: str) -> None:
+    # issue 14: the same Trainer with AMP for a BERT-family encoder (dict batches), top layer
+    # and head trained, then resumed
+    from .test_text_helpers import reviews_frame, tiny_bert
+
+    if amp == "bf16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("this GPU has no bf16")
+
+    def make():
+        model = tiny_bert(seed=0)
+        return model, tlw.TextData.from_dataframe(reviews_frame(), model=model, batch_size=4,
+                                                  valid_pct=0.25)
+
+    model, text = make()
+    tlw.freeze_to(model, -2)
+    ref: list[Trainer] = []
+    t = Trainer(model, text, epochs=3, lr=1e-3, amp=amp, device="cuda", run_dir=tmp_path,
+                verbose=False, cache_features=False,
+                callbacks=[lambda e: e.kind == "epoch" and e.data["epoch"] == 1 and ref[0].stop()])
+    ref.append(t)
+    t.fit()
+    assert t.device_context.amp_dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    model2, text2 = make()
+    tlw.freeze_to(model2, -2)
+    resumed = Trainer.resume(tmp_path, model2, text2, device="cuda")
+    resumed.fit()
+    assert resumed.history["epoch"].tolist() == [1, 2, 3]
+    assert np.isfinite(resumed.history["train_loss"]).all()
+    top = resumed.predict(["a wonderful film", "dull and lazy"], k=1)
+    assert len(top) == 2
