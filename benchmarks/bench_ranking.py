@@ -44,6 +44,9 @@ and extraction included; LogME alone on N=2,000, D=1,280, 10 classes.
 
     .venv/bin/python benchmarks/bench_ranking.py                 # ~5-10 min on 2 loaded cores
     .venv/bin/python benchmarks/bench_ranking.py --rebuild-ground-truth
+    # another split, as a check of how much the figures depend on it (its own fixture):
+    .venv/bin/python benchmarks/bench_ranking.py --rebuild-ground-truth --skip-speed \
+        --split-seed 1 --fixture /tmp/gt_seed1.json
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ from tlwidgets.ranking.features import backbone_features
 from tlwidgets.ranking.models import rank_order
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = ROOT / "tests" / "fixtures" / "ranking_ground_truth.json"
+DEFAULT_FIXTURE = ROOT / "tests" / "fixtures" / "ranking_ground_truth.json"
+FIXTURE = DEFAULT_FIXTURE  # --fixture elsewhere (e.g. for another --split-seed)
 FULL = ["tf_efficientnet_lite0.in1k", "tf_efficientnet_lite1.in1k", "tf_efficientnet_lite2.in1k"]
 RANDOM = "tf_efficientnet_lite0 (random init)"
 CUT_GROUPS = range(7)  # layer groups of Lite0 before the last body group (stem, blocks.0..5)
@@ -145,12 +149,12 @@ TASKS = {"textures": task_textures, "faces": task_faces, "digits": task_digits,
          "photos": task_photos}
 
 
-def split_valid(data: tlw.ImageData, seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def split_valid(data: tlw.ImageData, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint stratified halves of the validation positions: (ranking, test). Per class,
     the members are shuffled with ``seed`` and the first ``n // 2`` go to ranking, the rest to
-    test (the test half gets the odd one)."""
+    test (the test half gets the odd one). ``seed`` defaults to ``SPLIT_SEED``."""
     y = np.array([int(lab) for _, lab in data.valid_items])
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(SPLIT_SEED if seed is None else seed)
     rank_half, test_half = [], []
     for cls in np.unique(y):
         members = rng.permutation(np.flatnonzero(y == cls))
@@ -159,7 +163,7 @@ def split_valid(data: tlw.ImageData, seed: int = SPLIT_SEED) -> tuple[np.ndarray
     return np.sort(np.concatenate(rank_half)), np.sort(np.concatenate(test_half))
 
 
-def ranking_data(data: tlw.ImageData, seed: int = SPLIT_SEED) -> tlw.ImageData:
+def ranking_data(data: tlw.ImageData, seed: int | None = None) -> tlw.ImageData:
     """The data the scores get: the whole training split, the ranking half as validation."""
     rank_half, _ = split_valid(data, seed)
     return data.subset(range(len(data.train_items)), rank_half)
@@ -362,13 +366,19 @@ def bench_speed(log) -> dict[str, float]:
 
 
 def main() -> None:
+    global SPLIT_SEED, FIXTURE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="*", default=list(TASKS))
     ap.add_argument("--per-class", type=int, default=50)
     ap.add_argument("--rebuild-ground-truth", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true")
+    ap.add_argument("--split-seed", type=int, default=SPLIT_SEED,
+                    help="seed of the ranking / test halves (another seed needs its own "
+                         "--fixture, built with --rebuild-ground-truth)")
+    ap.add_argument("--fixture", type=Path, default=DEFAULT_FIXTURE)
     args = ap.parse_args()
+    SPLIT_SEED, FIXTURE = args.split_seed, args.fixture
 
     def log(msg: str) -> None:
         print(msg, flush=True)
