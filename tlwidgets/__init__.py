@@ -17,12 +17,13 @@ import sys
 import types
 from typing import Any
 
+from ._lazy import lazy_getattr
 from .errors import (
     CatalogError,
     CheckpointError,
-    ExportError,
     ConfigError,
     DataError,
+    ExportError,
     FreezeError,
     FrontendNotBuiltError,
     ModelNotFoundError,
@@ -128,15 +129,13 @@ __all__ = [
 _SUBPACKAGES = ("experiments",)
 
 
+_lazy_name = lazy_getattr(__name__, _LAZY, globals())
+
+
 def __getattr__(name: str) -> Any:
     if name in _SUBPACKAGES:
         return importlib.import_module("." + name, __name__)
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tlwidgets' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    return _lazy_name(name)
 
 
 def __dir__() -> list[str]:

@@ -19,9 +19,7 @@ LR multipliers, ``trainable_summary`` and the FreezePanel work on these models u
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .._lazy import lazy_getattr
 from .sources import PACKAGED_TEXT_MODELS, is_text_model, offline_text_models
 
 _LAZY = {
@@ -52,13 +50,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tlwidgets.text' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:

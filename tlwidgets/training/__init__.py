@@ -11,8 +11,7 @@ dashboard that follows a ``torchrun`` job needs only the files.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_getattr
 
 # public name -> submodule that defines it
 _LAZY = {
@@ -27,13 +26,7 @@ _LAZY = {
 __all__ = ["EVENT_KINDS", "STATES", "LRFindResult", "Schedule", "Trainer", "TrainerEvent"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'tlwidgets.training' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:
