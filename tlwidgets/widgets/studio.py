@@ -485,15 +485,8 @@ class Studio(DataTab, widgets.VBox):
             self._predict_error(TLWidgetsError(
                 f"That file is not an image PIL can read ({err}). Try a JPEG or PNG."))
             return None
-        try:
-            table = self.trainer.predict([img], k=k)
-        except TrainerStateError as err:
-            self._predict_error(TrainerStateError(
-                f"The model is still training, so it cannot predict yet ({err}). Wait for the "
-                "run to finish, or press Stop in tab 4, then upload the photo again."))
-            return None
-        except TLWidgetsError as err:
-            self._predict_error(err)
+        table = self._predict_or_say_why(img, k, "upload the photo again")
+        if table is None:
             return None
         thumb = img.copy()
         thumb.thumbnail((160, 160))
@@ -505,6 +498,19 @@ class Studio(DataTab, widgets.VBox):
             _bars(table, k),
         ], layout=widgets.Layout(align_items="center"))]
         return table
+
+    def _predict_or_say_why(self, item: Any, k: int, then: str) -> Any:
+        """The trainer's top-``k`` table for one image or text, or None with the reason shown
+        in the Predict tab (``then``: what to do once the run has ended)."""
+        try:
+            return self.trainer.predict([item], k=k)
+        except TrainerStateError as err:
+            self._predict_error(TrainerStateError(
+                f"The model is still training, so it cannot predict yet ({err}). Wait for the "
+                f"run to finish, or press Stop in tab 4, then {then}."))
+        except TLWidgetsError as err:
+            self._predict_error(err)
+        return None
 
     def predict_text(self, text: str, k: int = 3) -> Any:
         """Show the top ``k`` classes for a sentence (the Predict tab's box, for text data).
@@ -526,15 +532,8 @@ class Studio(DataTab, widgets.VBox):
             self._predict_error(TLWidgetsError("Type a sentence in the box first."))
             return None
         k = min(k, self.data.num_classes)
-        try:
-            table = self.trainer.predict([text], k=k)
-        except TrainerStateError as err:
-            self._predict_error(TrainerStateError(
-                f"The model is still training, so it cannot predict yet ({err}). Wait for the "
-                "run to finish, or press Stop in tab 4, then press Predict again."))
-            return None
-        except TLWidgetsError as err:
-            self._predict_error(err)
+        table = self._predict_or_say_why(text, k, "press Predict again")
+        if table is None:
             return None
         shown = widgets.HTML(
             f"<div class='tlw-studio-text' style='width:300px;white-space:pre-wrap;"
