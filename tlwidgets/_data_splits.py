@@ -39,10 +39,11 @@ def check_valid_pct(valid_pct: float) -> float:
 
 
 def stratified_split(
-    labels: Sequence[int], valid_pct: float, seed: int, classes: Sequence[str]
+    labels: Sequence[int], valid_pct: float, seed: int, classes: Sequence[str],
+    noun: str = "images",
 ) -> tuple[list[int], list[int]]:
-    """Indices of train and valid; deterministic per seed; every class with >= 2 images lands
-    in both splits when valid_pct > 0.
+    """Indices of train and valid; deterministic per seed; every class with >= 2 items lands
+    in both splits when valid_pct > 0 (``noun`` names the items in the error: "texts").
 
     >>> stratified_split([0, 0, 0, 1, 1, 1], 0.34, 0, ["a", "b"])
     ([0, 1, 3, 4], [2, 5])
@@ -62,9 +63,9 @@ def stratified_split(
             n_valid = max(n_valid, 1)
             if n_valid >= n:
                 raise DataError(
-                    f"valid_pct={valid_pct} would put all {n} images of class "
+                    f"valid_pct={valid_pct} would put all {n} {noun} of class "
                     f"{classes[y]!r} in validation and none in training; use a smaller "
-                    "valid_pct or add images to that class."
+                    f"valid_pct or add {noun} to that class."
                 )
         elif n < 2:
             n_valid = 0

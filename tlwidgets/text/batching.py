@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from .._data_splits import stratified_split as _split
 from ..errors import DataError
 
 __all__ = [
@@ -239,38 +240,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 # splitting and reading
 
 
-def check_valid_pct(valid_pct: Any) -> float:
-    try:
-        pct = float(valid_pct)
-    except (TypeError, ValueError):
-        raise DataError(f"valid_pct must be a number in [0, 1); got {valid_pct!r}.") from None
-    if math.isnan(pct) or not 0.0 <= pct < 1.0:
-        raise DataError(
-            f"valid_pct={valid_pct!r} is outside [0, 1); use e.g. 0.2 to hold out 20% of each "
-            "class for validation (0 for none)."
-        )
-    return pct
-
-
 def stratified_split(labels: Sequence[int], valid_pct: float, seed: int,
                      classes: Sequence[str]) -> tuple[list[int], list[int]]:
-    """Positions of train and valid items, per class, deterministic for ``seed``; a class with
-    two or more texts lands in both splits when ``valid_pct > 0``."""
-    rng = np.random.default_rng(seed)
-    by_class: dict[int, list[int]] = {}
-    for i, y in enumerate(labels):
-        by_class.setdefault(int(y), []).append(i)
-    train: list[int] = []
-    valid: list[int] = []
-    for y in sorted(by_class):
-        idx = np.array(by_class[y])[rng.permutation(len(by_class[y]))]
-        n = len(idx)
-        n_valid = round(n * valid_pct) if valid_pct > 0 and n >= 2 else 0
-        if valid_pct > 0 and n >= 2:
-            n_valid = min(max(n_valid, 1), n - 1)
-        valid.extend(int(i) for i in idx[:n_valid])
-        train.extend(int(i) for i in idx[n_valid:])
-    return sorted(train), sorted(valid)
+    """Positions of train and valid texts per class: the image data's split
+    (:func:`tlwidgets._data_splits.stratified_split`), its errors naming texts."""
+    return _split(labels, valid_pct, seed, classes, noun="texts")
 
 
 def read_text_file(path: Path) -> tuple[str | None, str | None]:

@@ -34,13 +34,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from .._data_splits import check_valid_pct
 from ..errors import DataError
 from .batching import (
     DEFAULT_MAX_LENGTH,
     Collate,
     LengthGroupedBatchSampler,
     TextDataset,
-    check_valid_pct,
     class_folders,
     encode,
     folder_problem,
